@@ -1,0 +1,168 @@
+"""The training loop: it learns, resumes exactly, stops cleanly and records what it did."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from course.errors import CourseError
+from course.training import History, TrainConfig, evaluate, pick_device, predict, train
+
+
+def _blobs(n: int = 240, seed: int = 0) -> TensorDataset:
+    """Four Gaussian blobs in 8-d: easy to learn, so the loss must fall."""
+    centers = torch.randn(4, 8, generator=torch.Generator().manual_seed(99)) * 3
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.arange(n) % 4
+    inputs = centers[labels] + torch.randn(n, 8, generator=g)
+    return TensorDataset(inputs, labels)
+
+
+def _loaders(seed: int = 123) -> dict[str, DataLoader]:
+    gen = torch.Generator().manual_seed(seed)
+    return {
+        "train": DataLoader(_blobs(240, 0), batch_size=32, shuffle=True, generator=gen),
+        "valid": DataLoader(_blobs(80, 1), batch_size=64),
+        "test": DataLoader(_blobs(80, 2), batch_size=64),
+    }
+
+
+def _model() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Dropout(0.2), nn.Linear(32, 4))
+
+
+def _config(**overrides) -> TrainConfig:
+    base = dict(epochs=4, lr=0.05, device="cpu", progress=False, verbose=False)
+    base.update(overrides)
+    return TrainConfig(**base)
+
+
+def test_loss_falls_and_history_is_complete():
+    model = _model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    history = train(model, opt, _loaders(), _config())
+    per_epoch = history.batches_per_epoch
+    assert per_epoch == 8
+    assert len(history.minibatch_loss) == 4 * per_epoch
+    first = sum(history.minibatch_loss[:per_epoch]) / per_epoch
+    last = sum(history.minibatch_loss[-per_epoch:]) / per_epoch
+    assert last < 0.5 * first
+    assert len(history.valid_acc) == len(history.train_acc) == len(history.lr) == 4
+    assert history.valid_acc[-1] > 90
+    assert history.test_acc is not None and history.test_acc > 90
+    assert not history.interrupted
+
+
+def test_only_optimizer_parameters_change():
+    model = _model()
+    frozen = model[0].weight.detach().clone()
+    model[0].requires_grad_(False)
+    opt = torch.optim.SGD(model[3].parameters(), lr=0.05, momentum=0.9)
+    train(model, opt, _loaders(), _config(epochs=1))
+    assert torch.equal(model[0].weight, frozen)
+
+
+def test_same_seed_same_run():
+    runs = []
+    for _ in range(2):
+        model = _model()
+        opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+        runs.append(train(model, opt, _loaders(), _config(epochs=2)).minibatch_loss)
+    assert runs[0] == runs[1]
+
+
+def test_checkpoint_then_resume_matches_uninterrupted_run(tmp_path):
+    model = _model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    full = train(model, opt, _loaders(), _config(epochs=4))
+    full_weights = {k: v.clone() for k, v in model.state_dict().items()}
+
+    model = _model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    train(model, opt, _loaders(), _config(epochs=2, checkpoint_dir=tmp_path))
+    assert (tmp_path / "checkpoint.pt").is_file()
+
+    model = _model()  # a fresh process would start from scratch like this
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    resumed = train(model, opt, _loaders(), _config(epochs=4), resume_from=tmp_path)
+
+    assert resumed.minibatch_loss == pytest.approx(full.minibatch_loss, rel=1e-6, abs=1e-7)
+    assert resumed.valid_acc == full.valid_acc
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(value, full_weights[key])
+
+
+def test_resume_from_missing_checkpoint_names_the_file(tmp_path):
+    model = _model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    with pytest.raises(CourseError, match="No checkpoint at"):
+        train(model, opt, _loaders(), _config(), resume_from=tmp_path / "nowhere")
+
+
+class _InterruptingLoader:
+    """Yields the real batches, then raises Ctrl-C halfway through epoch ``stop_epoch``."""
+
+    def __init__(self, loader: DataLoader, stop_epoch: int) -> None:
+        self.loader, self.stop_epoch, self.epoch = loader, stop_epoch, 0
+        self.generator = loader.generator
+
+    def __iter__(self):
+        self.epoch += 1
+        for i, batch in enumerate(self.loader):
+            if self.epoch == self.stop_epoch and i == 3:
+                raise KeyboardInterrupt
+            yield batch
+
+
+def test_ctrl_c_keeps_the_last_finished_epoch():
+    loaders = _loaders()
+    loaders["train"] = _InterruptingLoader(loaders["train"], stop_epoch=3)
+    model = _model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    history = train(model, opt, loaders, _config(epochs=5))
+    assert history.interrupted
+    assert history.epochs_done == 2
+    assert len(history.minibatch_loss) == 2 * history.batches_per_epoch
+    assert history.test_acc is None
+
+    # The weights are those after epoch 2 of an identical, uninterrupted run.
+    reference = _model()
+    ref_opt = torch.optim.SGD(reference.parameters(), lr=0.05, momentum=0.9)
+    train(reference, ref_opt, _loaders(), _config(epochs=2))
+    for (name, value), expected in zip(
+        model.state_dict().items(), reference.state_dict().values(), strict=True
+    ):
+        torch.testing.assert_close(value, expected, msg=name)
+
+
+def test_history_round_trips_through_json(tmp_path):
+    history = History(minibatch_loss=[2.3, 1.1], train_acc=[50.0], valid_acc=[48.5], lr=[0.01])
+    history.test_acc = 47.0
+    path = history.save(tmp_path / "metrics.json")
+    assert json.loads(path.read_text())["valid_acc"] == [48.5]
+    assert History.load(path) == history
+
+
+def test_evaluate_and_predict_agree():
+    model = _model()
+    loader = _loaders()["valid"]
+    predicted, true = predict(model, loader, "cpu")
+    assert predicted.shape == true.shape == (80,)
+    assert evaluate(model, loader, "cpu") == pytest.approx(100 * (predicted == true).float().mean())
+    assert model.training  # predict puts the model back the way it found it
+
+
+def test_missing_loader_and_bad_device_are_explained():
+    model = _model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    with pytest.raises(CourseError, match="'valid' loader"):
+        train(model, opt, {"train": _loaders()["train"]}, _config())
+    if not torch.cuda.is_available():
+        with pytest.raises(CourseError, match="no CUDA GPU"):
+            pick_device("cuda")
+    assert pick_device("cpu").type == "cpu"
