@@ -1,0 +1,41 @@
+# Two commands set everything up on a fresh machine:
+#   make demo   # installs into .venv, then runs the offline end-to-end demo
+#   make test   # installs into .venv, then runs the test suite
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test lint site serve lessons browser clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $@
+
+demo: $(STAMP)
+	$(BIN)/python -m solutions demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+site: $(STAMP)
+	$(BIN)/mkdocs build --strict
+
+serve: $(STAMP)
+	$(BIN)/mkdocs serve
+
+lessons: $(STAMP)
+	$(BIN)/python scripts/execute_lessons.py
+
+browser:
+	bash scripts/install_browser.sh
+
+clean:
+	rm -rf $(VENV) site build dist *.egg-info

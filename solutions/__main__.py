@@ -1,0 +1,88 @@
+"""``python -m solutions``: reproduce the lecture's runs (see ``--help``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from course.errors import CourseError
+from solutions.protocols import PROTOCOLS, get_protocol
+from solutions.run import RunOptions, demo_options, run_protocol, with_overrides
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m solutions",
+        description="Reference runs of the transfer-learning lecture (VGG16 on CIFAR-10).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser(
+        "demo",
+        help="offline end-to-end demo: the corrected protocol on a small subset (minutes on a CPU)",
+    )
+    demo.add_argument("--epochs", type=int, default=3)
+    demo.add_argument("--subset", type=int, default=100, help="images per class in each split")
+    demo.add_argument("--out", type=Path, default=Path("runs"))
+    demo.add_argument("--data", help="a CIFAR-10 folder, zip or torchvision root")
+
+    run = sub.add_parser("run", help="run one protocol")
+    run.add_argument("--protocol", required=True, choices=sorted(PROTOCOLS))
+    run.add_argument("--epochs", type=int, default=50, help="default: the lecture's 50")
+    run.add_argument("--subset", type=int, help="images per class in each split (quick runs)")
+    run.add_argument("--size", type=int, help="override the protocol's input size")
+    run.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cuda, cpu, ...")
+    run.add_argument("--weights", help="imagenet, random, auto (imagenet if cached) or a .pth file")
+    run.add_argument("--data", help='a CIFAR-10 folder, zip, torchvision root, or "synthetic"')
+    run.add_argument("--batch-size", type=int, default=256)
+    run.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+    run.add_argument("--seed", type=int, default=123)
+    run.add_argument("--out", type=Path, default=Path("runs"))
+    run.add_argument("--fast", action="store_true", help="cache frozen features when exact")
+    run.add_argument("--checkpoint", action="store_true", help="save a checkpoint every epoch")
+    run.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    sub.add_parser("protocols", help="list the protocols")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit status."""
+    args = _parser().parse_args(argv)
+    if args.command == "protocols":
+        for protocol in PROTOCOLS.values():
+            print(f"{protocol.name:<14} {protocol.description}")
+        return 0
+    try:
+        if args.command == "demo":
+            options = with_overrides(
+                demo_options(args.out, args.epochs, args.subset), data=args.data
+            )
+            print("Demo: the corrected protocol (fc6, fc7 and a new head train) on a small subset.")
+            run_protocol(get_protocol("corrected"), options)
+        else:
+            options = RunOptions(
+                epochs=args.epochs,
+                subset=args.subset,
+                size=args.size,
+                device=args.device,
+                weights=args.weights,
+                data=args.data,
+                batch_size=args.batch_size,
+                num_workers=args.workers,
+                seed=args.seed,
+                out=args.out,
+                fast=args.fast,
+                checkpoint=args.checkpoint,
+                progress=not args.no_progress,
+            )
+            run_protocol(get_protocol(args.protocol), options)
+    except CourseError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
