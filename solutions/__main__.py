@@ -59,7 +59,6 @@ def main(argv: list[str] | None = None) -> int:
             options = with_overrides(
                 demo_options(args.out, args.epochs, args.subset), data=args.data
             )
-            print("Demo: the corrected protocol (fc6, fc7 and a new head train) on a small subset.")
             run_protocol(get_protocol("corrected"), options)
         else:
             options = RunOptions(

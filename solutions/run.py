@@ -123,7 +123,8 @@ def run_protocol(protocol: Protocol, options: RunOptions | None = None) -> Path:
     print(f"data:    {splits.source}")
     torch.manual_seed(options.seed)  # random init (head, or all of VGG16) is seeded too
     model = prepare_model(protocol, weights)
-    print(f"weights: {model.weights_label}")
+    weights_label = getattr(model, "weights_label", "unknown")
+    print(f"weights: {weights_label}")
     print(f"run:     {protocol.name} at {size} px on {describe_device(device)}")
 
     config = TrainConfig(
@@ -150,6 +151,14 @@ def run_protocol(protocol: Protocol, options: RunOptions | None = None) -> Path:
     (run_dir / "results.json").write_text(json.dumps(results, indent=2))
     _plots(run_dir, protocol, splits, eval_model, history, size, results["label"])
     print_table([results], protocol)
+    if protocol.pretrained and weights_label.startswith("random"):
+        print(
+            "note:    these weights are random, so the frozen layers compute random features and\n"
+            "         accuracy near chance (10%) is expected: transfer needs pretrained weights.\n"
+            "         Put vgg16-397923af.pth in torchvision's cache (see README) for the real run."
+        )
+    print(f"data:    {splits.source}")
+    print(f"weights: {weights_label}")
     print(f"results: {run_dir / 'results.json'}")
     print(f"plots:   {run_dir}/*.png")
     return run_dir
