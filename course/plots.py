@@ -15,20 +15,9 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
+from course.data import CLASSES
 from course.training import History
 
-CIFAR10_CLASSES = (
-    "airplane",
-    "automobile",
-    "bird",
-    "cat",
-    "deer",
-    "dog",
-    "frog",
-    "horse",
-    "ship",
-    "truck",
-)
 
 
 def _finish(fig: Figure, path: str | Path | None) -> Figure:
@@ -121,7 +110,7 @@ def plot_predictions(
     true: torch.Tensor | Sequence[int],
     path: str | Path | None = None,
     *,
-    classes: Sequence[str] = CIFAR10_CLASSES,
+    classes: Sequence[str] = CLASSES,
     title: str | None = None,
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
@@ -168,7 +157,7 @@ def plot_confusion_matrix(
     true: torch.Tensor | Sequence[int],
     path: str | Path | None = None,
     *,
-    classes: Sequence[str] = CIFAR10_CLASSES,
+    classes: Sequence[str] = CLASSES,
     title: str | None = None,
 ) -> Figure:
     """The confusion matrix as a heat map with the count in every cell."""
