@@ -19,7 +19,6 @@ from course.data import CLASSES
 from course.training import History
 
 
-
 def _finish(fig: Figure, path: str | Path | None) -> Figure:
     fig.tight_layout()
     if path is not None:
