@@ -1,0 +1,52 @@
+"""A VGG-shaped network small enough to train in seconds on a CPU (tests and demos only).
+
+It has VGG16's layout (``features``, ``avgpool`` with a fixed output grid, ``classifier`` =
+Linear, ReLU, Dropout, Linear, ReLU, Dropout, Linear) and forward pass, so every code path
+that handles VGG16 (freezing, the cache cut, the tail, DDP) runs on it unchanged. Its weights
+are random: nothing it computes says anything about transfer learning.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class TinyVGG(nn.Module):
+    """VGG16's structure at toy width: two conv blocks, a 2x2 pool grid, three FC layers.
+
+    Args:
+        num_classes: outputs of the last layer.
+        width: channels of the first conv block (the second has twice as many).
+        hidden: width of the two hidden FC layers ("fc6" and "fc7").
+        dropout: dropout probability in the classifier, as VGG16's 0.5 by default.
+    """
+
+    def __init__(
+        self, num_classes: int = 10, width: int = 8, hidden: int = 32, dropout: float = 0.5
+    ) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, width, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
+            nn.Conv2d(width, 2 * width, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
+        )
+        self.avgpool = nn.AdaptiveAvgPool2d((2, 2))
+        self.classifier = nn.Sequential(
+            nn.Linear(2 * width * 4, hidden),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, num_classes),
+        )
+        self.weights_label = "random (TinyVGG, a test network)"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Same order as torchvision's VGG: features, avgpool, flatten, classifier."""
+        x = self.avgpool(self.features(x))
+        return self.classifier(torch.flatten(x, 1))
