@@ -141,12 +141,23 @@ def predict(
     return torch.cat(predicted), torch.cat(true)
 
 
+@torch.inference_mode()
 def evaluate(model: nn.Module, loader: Iterable, device: torch.device | str | None = None) -> float:
     """Return the accuracy in percent of ``model`` over ``loader`` (eval mode, no grad)."""
-    predicted, true = predict(model, loader, device)
-    if true.numel() == 0:
-        return float("nan")
-    return 100.0 * (predicted == true).float().mean().item()
+    device = _model_device(model) if device is None else torch.device(device)
+    was_training = model.training
+    model.eval()
+    # Hits are counted on the device: one transfer at the end, not one per batch.
+    correct = torch.zeros((), dtype=torch.long, device=device)
+    seen = 0
+    for inputs, labels in loader:
+        labels = labels.to(device, non_blocking=True)
+        with _autocast(device, True):
+            logits = model(inputs.to(device, non_blocking=True))
+        correct += (logits.argmax(dim=1) == labels).sum()
+        seen += labels.numel()
+    model.train(was_training)
+    return 100.0 * correct.item() / seen if seen else float("nan")
 
 
 def _model_device(model: nn.Module) -> torch.device:

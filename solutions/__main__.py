@@ -39,7 +39,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
     run.add_argument("--seed", type=int, default=123)
     run.add_argument("--out", type=Path, default=Path("runs"))
-    run.add_argument("--fast", action="store_true", help="cache frozen features when exact")
+    run.add_argument(
+        "--fast", action="store_true", help="cached features when exact, device-held data always"
+    )
+    run.add_argument("--compile", action="store_true", help="torch.compile (with --fast)")
     run.add_argument("--checkpoint", action="store_true", help="save a checkpoint every epoch")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -73,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
                 seed=args.seed,
                 out=args.out,
                 fast=args.fast,
+                compile=args.compile,
                 checkpoint=args.checkpoint,
                 progress=not args.no_progress,
             )
