@@ -1,0 +1,154 @@
+"""``python -m autograder COMMAND``: the instructor's grading pipeline around nbgrader.
+
+Commands: setup, release, collect, autograde, feedback, export, all. The course directory
+is ``./grading/`` unless ``--course-dir`` says otherwise. ``python -m autograder COMMAND -h``
+lists each command's options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from autograder import pipeline
+from autograder.coursedir import ASSIGNMENT
+from autograder.intake import PATTERNS
+from autograder.limits import DEFAULT_MEMORY_MB, Limits, make_sandbox
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m autograder", description=__doc__)
+    parser.add_argument(
+        "--course-dir", type=Path, default=Path("grading"), help="default: %(default)s"
+    )
+    parser.add_argument("--assignment", default=ASSIGNMENT, help="default: %(default)s")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def limits_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--cell-timeout", type=int, default=60, help="seconds per cell (%(default)s)"
+        )
+        p.add_argument(
+            "--submission-timeout",
+            type=int,
+            default=900,
+            help="seconds per submission (%(default)s)",
+        )
+        p.add_argument(
+            "--memory-mb", type=int, default=DEFAULT_MEMORY_MB, help="address-space cap, 0: none"
+        )
+        p.add_argument("--network", choices=("auto", "off", "allow"), default="auto")
+
+    def source_arg(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--source", type=Path, help="Jupytext exercise source (default: the course's)"
+        )
+
+    def inbox_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("inbox", type=Path, help="a folder of notebooks or an LMS zip export")
+        p.add_argument(
+            "--pattern",
+            help="regex (re.fullmatch on each file name) with a named group 'student' and "
+            "optionally 'file'; default: " + ", ".join(PATTERNS),
+        )
+
+    def workers_arg(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--workers", type=int, default=1, help="submissions graded at once")
+        p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    p = commands.add_parser("setup", help="create the course dir and the instructor notebook")
+    source_arg(p)
+    limits_args(p)
+    p = commands.add_parser("release", help="generate the student notebook (release/)")
+    limits_args(p)
+    p = commands.add_parser("collect", help="copy submissions into the course dir")
+    inbox_args(p)
+    p = commands.add_parser("autograde", help="grade every collected submission")
+    workers_arg(p)
+    limits_args(p)
+    commands.add_parser("feedback", help="write HTML feedback per student")
+    p = commands.add_parser("export", help="write the grades CSV")
+    p.add_argument("--out", type=Path, help="CSV path (default: COURSE_DIR/grades.csv)")
+    p = commands.add_parser(
+        "student-package", help="build the wheel students install (course only, no solutions)"
+    )
+    p.add_argument("--out", type=Path, default=Path("dist"), help="default: %(default)s")
+    p = commands.add_parser("all", help="every step in order")
+    source_arg(p)
+    inbox_args(p)
+    workers_arg(p)
+    limits_args(p)
+    return parser
+
+
+def _limits(args: argparse.Namespace) -> Limits:
+    return Limits(
+        cell_timeout=args.cell_timeout,
+        submission_timeout=args.submission_timeout,
+        memory_mb=args.memory_mb,
+        network=args.network,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command; return the process exit code."""
+    args = _parser().parse_args(argv)
+    course = pipeline.CourseDir(args.course_dir, args.assignment, args.assignment)
+    cmd = args.command
+    try:
+        if cmd == "student-package":
+            from autograder.student_package import build_student_wheel
+
+            print(f"student wheel: {build_student_wheel(args.out)}")
+        elif cmd == "setup":
+            print(f"instructor notebook: {pipeline.setup(course, args.source, _limits(args))}")
+        elif cmd == "release":
+            print(f"student notebook: {pipeline.release(course, _limits(args))} (no leaks found)")
+        elif cmd == "collect":
+            intakes, unmatched = pipeline.collect(course, args.inbox, pattern=args.pattern)
+            for intake in intakes:
+                status = "no notebook" if intake.missing else intake.chosen
+                notes = f"  ({'; '.join(intake.notes)})" if intake.notes else ""
+                print(f"{intake.student}: {status}{notes}")
+            for name in unmatched:
+                print(f"skipped (no pattern matched): {name}", file=sys.stderr)
+            print(f"collected {len(intakes)} student(s) into {course.root}")
+        elif cmd in ("autograde", "all"):
+            limits = _limits(args)
+            box = make_sandbox(limits)
+            print("limits: " + "; ".join(box.enforced + box.notes))
+            if cmd == "all":
+                _, results, csv_path = pipeline.run_all(
+                    course,
+                    args.inbox,
+                    source=args.source,
+                    pattern=args.pattern,
+                    workers=args.workers,
+                    limits=limits,
+                    progress=not args.no_progress,
+                )
+            else:
+                results = pipeline.autograde(
+                    course, workers=args.workers, limits=limits, progress=not args.no_progress
+                )
+            print(pipeline.summary_table(results))
+            if cmd == "all":
+                print(f"feedback: {course.root / 'feedback'}\ngrades: {csv_path}")
+            damaged = pipeline.verify_originals(course)
+            if damaged:
+                print(f"ORIGINALS CHANGED: {', '.join(damaged)}", file=sys.stderr)
+                return 2
+        elif cmd == "feedback":
+            paths = pipeline.feedback(course)
+            print(f"wrote {len(paths)} feedback file(s) under {course.root / 'feedback'}")
+        elif cmd == "export":
+            print(f"grades: {pipeline.export_csv(course, args.out)}")
+    except (FileNotFoundError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

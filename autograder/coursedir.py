@@ -1,0 +1,235 @@
+"""The grading course directory and the nbgrader configuration built for it, in code.
+
+Layout (nbgrader's own, plus three folders of ours)::
+
+    grading/
+      gradebook.db                      nbgrader's SQLite gradebook (one writer: the parent)
+      nbgrader_config.py                for `nbgrader formgrader` (manual grading), generated
+      source/<assignment>/<nb>.ipynb    instructor version, built from the Jupytext source
+      release/<assignment>/<nb>.ipynb   student version
+      originals/<student>/...           submissions exactly as received, never modified
+      submitted/<student>/<assignment>/<nb>.ipynb
+      autograded/<student>/<assignment>/<nb>.ipynb
+      feedback/<student>/<assignment>/<nb>.html
+      results/<student>.json            status, reason and score of the last autograde
+      work/                             per-submission scratch course folders (deleted after)
+      grades.csv
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from traitlets.config import Config
+
+from autograder.limits import Limits
+
+ASSIGNMENT = "transfer_learning"
+NOTEBOOK = "transfer_learning"
+COURSE_ID = "transfer-course"
+
+#: Stream text on stderr that is noise, not failure: Python warnings, tqdm bars and log lines.
+#: nbgrader scores a test cell that writes to stderr as failed; these must never cost points.
+QUIET_STDERR_PATTERN = (
+    r"(?:Warning|warnings\.warn|\d+%\||it/s\]|s/it\]|\| *\d+/\d+ \[|"
+    r"^(?:DEBUG|INFO|WARNING):|\r)"
+)
+
+#: Environment of the grading kernel: quiet libraries, offline, one BLAS pool per worker.
+KERNEL_ENV = {
+    "PYTHONWARNINGS": "ignore",
+    "TQDM_DISABLE": "1",
+    "COURSE_OFFLINE": "1",
+    "COURSE_QUICK": "1",
+    "MPLBACKEND": "Agg",
+    "PYTHONDONTWRITEBYTECODE": "1",
+}
+
+
+@dataclass(frozen=True)
+class CourseDir:
+    """Paths of a grading course directory (see the module docstring)."""
+
+    root: Path
+    assignment: str = ASSIGNMENT
+    notebook: str = NOTEBOOK
+
+    @property
+    def gradebook(self) -> Path:
+        """The nbgrader gradebook file."""
+        return self.root / "gradebook.db"
+
+    @property
+    def db_url(self) -> str:
+        """SQLAlchemy URL of the gradebook."""
+        return f"sqlite:///{self.gradebook.resolve()}"
+
+    @property
+    def source_notebook(self) -> Path:
+        """The instructor notebook nbgrader generates the release from."""
+        return self.root / "source" / self.assignment / f"{self.notebook}.ipynb"
+
+    @property
+    def release_notebook(self) -> Path:
+        """The student notebook."""
+        return self.root / "release" / self.assignment / f"{self.notebook}.ipynb"
+
+    def submitted(self, student: str) -> Path:
+        """Where ``student``'s submission is graded from."""
+        return self.root / "submitted" / student / self.assignment / f"{self.notebook}.ipynb"
+
+    def autograded(self, student: str) -> Path:
+        """The executed, scored copy of ``student``'s submission."""
+        return self.root / "autograded" / student / self.assignment / f"{self.notebook}.ipynb"
+
+    def feedback(self, student: str) -> Path:
+        """The HTML feedback for ``student``."""
+        return self.root / "feedback" / student / self.assignment / f"{self.notebook}.html"
+
+    def originals(self, student: str) -> Path:
+        """Folder with ``student``'s submission exactly as received."""
+        return self.root / "originals" / student
+
+    def result(self, student: str) -> Path:
+        """JSON record of ``student``'s last autograde."""
+        return self.root / "results" / f"{student}.json"
+
+    @property
+    def work(self) -> Path:
+        """Scratch folders for graders running in parallel."""
+        return self.root / "work"
+
+    @property
+    def grades_csv(self) -> Path:
+        """The exported grades."""
+        return self.root / "grades.csv"
+
+    def students(self) -> list[str]:
+        """Students with a collected submission (a folder under ``originals/``), sorted."""
+        base = self.root / "originals"
+        return sorted(p.name for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
+
+
+def nbgrader_config(
+    course: CourseDir, limits: Limits | None = None, preload: list[str] | None = None
+) -> Config:
+    """The nbgrader configuration every pipeline step uses, built in code.
+
+    Args:
+        course: the course directory (its ``root`` becomes ``CourseDirectory.root``).
+        limits: per-cell timeout and output cap; defaults to :class:`Limits`'s.
+        preload: grading modules the kernel imports before the student's code (default:
+            :data:`autograder.kernel_guard.DEFAULT_PRELOAD`).
+    """
+    from autograder.execution import CapOutputSize, GuardedExecute
+
+    limits = limits or Limits()
+    c = Config()
+    c.CourseDirectory.root = str(course.root.resolve())
+    c.CourseDirectory.course_id = COURSE_ID
+    c.CourseDirectory.db_url = course.db_url
+    # Nothing but notebooks may travel from source/ to the release: a Jupytext .py copy there
+    # would hand the solutions to every student (DESIGN.md, "Known traps").
+    c.CourseDirectory.ignore = [
+        ".ipynb_checkpoints",
+        "*.pyc",
+        "__pycache__",
+        "*.py",
+        "*.md",
+        "jupytext.toml",
+        "feedback",
+    ]
+    c.GenerateAssignment.create_assignment = True
+    c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+    c.Execute.timeout = limits.cell_timeout
+    c.GuardedExecute.timeout = limits.cell_timeout
+    c.GuardedExecute.max_output_chars = limits.max_output_chars
+    if preload is not None:
+        c.GuardedExecute.preload = list(preload)
+    # A kernel that stops answering is interrupted, not waited on forever.
+    c.Execute.interrupt_on_timeout = True
+    c.CapOutputSize.max_chars = limits.max_output_chars
+    c.IgnorePattern.enabled = True
+    c.IgnorePattern.pattern = QUIET_STDERR_PATTERN
+    c.LimitOutput.max_lines = 200
+    c.LimitOutput.max_traceback = 60
+    c.OverwriteCells.add_missing_cells = True
+    c.Autograde.create_student = True
+    c.Autograde.sanitize_preprocessors = _sanitize_preprocessors()
+    c.Autograde.autograde_preprocessors = _autograde_preprocessors(GuardedExecute, CapOutputSize)
+    return c
+
+
+def _sanitize_preprocessors() -> list[type]:
+    from nbgrader.preprocessors import (
+        CheckCellMetadata,
+        ClearOutput,
+        DeduplicateIds,
+        OverwriteCells,
+        OverwriteKernelspec,
+    )
+
+    return [ClearOutput, DeduplicateIds, OverwriteKernelspec, OverwriteCells, CheckCellMetadata]
+
+
+def _autograde_preprocessors(execute: type, cap: type) -> list[type]:
+    from nbconvert.preprocessors import ClearMetadataPreprocessor
+    from nbgrader.preprocessors import (
+        AssignLatePenalties,
+        CheckCellMetadata,
+        IgnorePattern,
+        LimitOutput,
+        SaveAutoGrades,
+    )
+
+    # nbgrader's default list with Execute swapped for the guarded one and the cap added
+    # before grades are read.
+    return [
+        execute,
+        IgnorePattern,
+        ClearMetadataPreprocessor,
+        LimitOutput,
+        cap,
+        SaveAutoGrades,
+        AssignLatePenalties,
+        CheckCellMetadata,
+    ]
+
+
+CONFIG_FILE_TEXT = '''\
+"""nbgrader configuration for this grading folder, written by `python -m autograder setup`.
+
+The pipeline (`python -m autograder ...`) builds its configuration in code and does not read
+this file; it is here so that `nbgrader formgrader` (manual grading of the written answer)
+works in this folder with the same gradebook and the same timeouts.
+"""
+
+c = get_config()  # noqa: F821
+c.CourseDirectory.root = {root!r}
+c.CourseDirectory.course_id = {course_id!r}
+c.CourseDirectory.db_url = {db_url!r}
+c.CourseDirectory.ignore = {ignore!r}
+c.Execute.timeout = {timeout!r}
+c.IgnorePattern.enabled = True
+c.IgnorePattern.pattern = {pattern!r}
+c.OverwriteCells.add_missing_cells = True
+'''
+
+
+def write_config_file(course: CourseDir, limits: Limits | None = None) -> Path:
+    """Write ``nbgrader_config.py`` for nbgrader's own apps (formgrader) into the course dir."""
+    config = nbgrader_config(course, limits)
+    path = course.root / "nbgrader_config.py"
+    path.write_text(
+        CONFIG_FILE_TEXT.format(
+            root=config.CourseDirectory.root,
+            course_id=config.CourseDirectory.course_id,
+            db_url=config.CourseDirectory.db_url,
+            ignore=list(config.CourseDirectory.ignore),
+            timeout=config.Execute.timeout,
+            pattern=config.IgnorePattern.pattern,
+        ),
+        encoding="utf-8",
+    )
+    return path
