@@ -36,6 +36,13 @@ QUIET_STDERR_PATTERN = (
     r"^(?:DEBUG|INFO|WARNING):|\r)"
 )
 
+#: What replaces each solution region in the release: a kind note saying what to do.
+CODE_STUB = (
+    "# YOUR CODE HERE\n"
+    'raise NotImplementedError("Not done yet: replace this line with your code, '
+    'then run the test cell below.")'
+)
+
 #: Environment of the grading kernel: quiet libraries, offline, one BLAS pool per worker.
 KERNEL_ENV = {
     "PYTHONWARNINGS": "ignore",
@@ -141,7 +148,7 @@ def nbgrader_config(
         "feedback",
     ]
     c.GenerateAssignment.create_assignment = True
-    c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+    c.ClearSolutions.code_stub = {"python": CODE_STUB}
     c.Execute.timeout = limits.cell_timeout
     c.GuardedExecute.timeout = limits.cell_timeout
     c.GuardedExecute.max_output_chars = limits.max_output_chars

@@ -126,7 +126,7 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> CourseDir:
 def test_release_stubs_solutions_and_drops_hidden_tests(tiny: CourseDir) -> None:
     nb = nbformat.read(tiny.release_notebook, 4)
     text = "\n".join(c.source for c in nb.cells)
-    assert "raise NotImplementedError()" in text
+    assert 'raise NotImplementedError("Not done yet' in text
     assert "result_of_squaring" not in text
     assert "hidden check" not in text
     assert "YOUR ANSWER HERE" in text

@@ -63,7 +63,11 @@ def test_every_answer_is_a_stub_and_every_test_is_visible(released: CourseDir) -
     answers = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("solution")]
     assert answers, "the exercise has answer cells"
     for cell in answers:
-        stub = "raise NotImplementedError()" if cell.cell_type == "code" else "YOUR ANSWER HERE"
+        stub = (
+            'raise NotImplementedError("Not done yet'
+            if cell.cell_type == "code"
+            else "YOUR ANSWER HERE"
+        )
         assert stub in cell.source, cell.metadata.nbgrader["grade_id"]
 
 
