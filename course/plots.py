@@ -19,6 +19,23 @@ from course.data import CLASSES
 from course.training import History
 
 
+def _show_figures_inline() -> None:
+    """Let a notebook display our pyplot-free figures as images, with no magic needed."""
+    try:
+        from IPython import get_ipython
+        from IPython.core.pylabtools import print_figure
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is None:
+        return
+    formatter = shell.display_formatter.formatters["image/png"]
+    formatter.for_type(Figure, lambda fig: print_figure(fig, "png", bbox_inches="tight"))
+
+
+_show_figures_inline()
+
+
 def _finish(fig: Figure, path: str | Path | None) -> Figure:
     fig.tight_layout()
     if path is not None:
@@ -124,7 +141,8 @@ def plot_predictions(
     predicted = [int(p) for p in predicted]
     true = [int(t) for t in true]
     rows = max(1, int(np.ceil(len(pictures) / columns)))
-    fig = Figure(figsize=(2 * columns, 2.2 * rows + 0.4))
+    # Two-line titles need about 0.6 inch above every row.
+    fig = Figure(figsize=(2 * columns, 2.7 * rows + 0.5))
     for i, picture in enumerate(pictures):
         ax = fig.add_subplot(rows, columns, i + 1)
         ax.imshow(picture, interpolation="nearest")

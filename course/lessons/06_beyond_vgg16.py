@@ -1,0 +1,309 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Lesson 6: Beyond VGG16
+#
+# VGG16 is from 2014. The lecture ends by pointing at newer backbones, and at
+# the question every fine-tuning run faces: how much of the network to train.
+# In this lesson you will:
+#
+# - compare torchvision backbones by parameters, compute, expected input size
+#   and where their head lives;
+# - see which of them accept CIFAR-10's 32-pixel images as they are;
+# - choose how many layers to fine-tune, and give earlier layers smaller
+#   learning rates with optimizer parameter groups;
+# - decide when to compute your own normalization statistics.
+
+# %% tags=["parameters"]
+# None follows the COURSE_QUICK environment variable; True forces quick mode
+# (random weights, a few images, CPU), False forces the real mode.
+QUICK = None
+
+# %%
+import warnings
+
+import torch
+import torchvision
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from course.models import load_model, trainable_parameters
+from course.quick import banner, quick_mode
+
+QUICK = quick_mode(QUICK)
+WEIGHTS = "random" if QUICK else "imagenet"
+torch.manual_seed(123)
+print(banner(QUICK))
+
+# %% [markdown]
+# ## The backbones side by side
+#
+# Parameters, compute and head location are properties of the architecture,
+# not of the weights. So, as in lesson 3, we build every model on the `meta`
+# device (shapes, no values) and count there; this takes a second even for
+# ViT. `FlopCounterMode` counts the floating-point operations of one forward
+# pass; one multiply-add (MAC) is two of them.
+#
+# The expected input size comes from each model's ImageNet weights entry:
+# torchvision resizes to `resize` and then crops `crop` pixels.
+
+# %%
+BACKBONES = {
+    "VGG": "vgg16",
+    "ResNet": "resnet50",
+    "ResNeXt": "resnext50_32x4d",
+    "Wide ResNet": "wide_resnet50_2",
+    "DenseNet": "densenet121",
+    "MobileNetV3": "mobilenet_v3_large",
+    "Inception": "inception_v3",
+    "ConvNeXt": "convnext_tiny",
+    "ViT": "vit_b_16",
+}
+
+
+def build_on_meta(name: str) -> nn.Module:
+    """A torchvision model with shapes only: no memory, no weights."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Inception warns about its slow default init
+        with torch.device("meta"):
+            return torchvision.models.get_model(name).eval()
+
+
+def gmacs(model: nn.Module, side: int) -> float:
+    """Billions of multiply-adds for one image of `side` x `side` pixels."""
+    with FlopCounterMode(display=False) as counter:
+        model(torch.empty(1, 3, side, side, device="meta"))
+    return counter.get_total_flops() / 2 / 1e9
+
+
+def head_name(model: nn.Module) -> str:
+    """The name of the last Linear layer with 1,000 outputs (the ImageNet head)."""
+    return [n for n, m in model.named_modules() if isinstance(m, nn.Linear) and m.out_features == 1000][-1]
+
+
+print(f"{'family':<12} {'model':<19} {'params':>8} {'GMACs':>7} {'crop':>5} {'resize':>7}  head")
+rows = {}
+for family, name in BACKBONES.items():
+    net = build_on_meta(name)
+    preset = torchvision.models.get_model_weights(name).DEFAULT.transforms()
+    crop = preset.crop_size[0]
+    rows[name] = net
+    print(f"{family:<12} {name:<19} {sum(p.numel() for p in net.parameters()) / 1e6:>7.1f}M "
+          f"{gmacs(net, crop):>7.2f} {crop:>5} {preset.resize_size[0]:>7}  {head_name(net)}")
+
+# %% [markdown]
+# Reading the table:
+#
+# - VGG16 is the largest in parameters (138 M) and among the most expensive
+#   (15.5 GMACs), yet MobileNetV3 does the same job with 5.5 M parameters
+#   and 0.22 GMACs, 70 times less compute.
+# - Most were trained on 224-pixel crops; Inception v3 on 299 pixels. Feeding
+#   the size a model was trained at is part of "using the pretrained weights as
+#   they were meant".
+# - ResNet, ResNeXt and Wide ResNet share one design (and the head name `fc`):
+#   ResNeXt splits its 3x3 convolutions into 32 groups, Wide ResNet doubles their
+#   width.
+#
+# How accurate are they on ImageNet? torchvision publishes its own figures with
+# the weights; they are quoted here, not measured by this course:
+
+# %%
+for family, name in BACKBONES.items():
+    weights = torchvision.models.get_model_weights(name).DEFAULT
+    top1 = weights.meta["_metrics"]["ImageNet-1K"]["acc@1"]
+    print(f"{family:<12} {str(weights):<42} ImageNet top-1 {top1:5.2f}% (published by torchvision)")
+
+# %% [markdown]
+# ## Which backbones accept 32-pixel images?
+#
+# VGG16 runs on 32-pixel images thanks to its adaptive pool (lesson 1). Not
+# every architecture does. Let us try each at 32 and 64 pixels, still on the
+# `meta` device, where a shape error shows up just as it would with real
+# weights:
+
+# %%
+def try_size(model: nn.Module, side: int) -> str:
+    """'ok' with the output shape, or the first line of the error a real run would raise."""
+    try:
+        with torch.no_grad():
+            out = model(torch.empty(2, 3, side, side, device="meta"))
+        return f"ok, output {tuple(out.shape)}"
+    except (RuntimeError, ValueError, AssertionError) as error:
+        return f"fails: {type(error).__name__}: {str(error).strip().splitlines()[0][:130]}"
+
+
+for name, net in rows.items():
+    print(name)
+    for side in (32, 64):
+        print(f"    {side} px: {try_size(net, side)}")
+
+# %% [markdown]
+# - The convolutional networks with a global (adaptive) pool run at any size
+#   large enough to survive their downsampling. Their last feature map at
+#   32 px is 1x1, though: the same loss of spatial detail as VGG16's (lesson 1).
+# - Inception v3 needs at least 75 pixels: its early convolutions and pools
+#   shrink a 32-pixel image to nothing.
+# - ViT cuts the image into 16x16 patches and learned one position embedding
+#   per patch of a 224-pixel image; any other size is refused.
+#
+# So for CIFAR-10, resizing up is not only about accuracy: for some backbones it
+# is the only way in.
+#
+# ## How many layers to fine-tune?
+#
+# Three common answers, from cheapest to most flexible:
+#
+# 1. **Head only** (a linear probe): fast, cannot overfit much, but the features
+#    stay ImageNet's.
+# 2. **The fully connected layers** (fc6 + fc7 + head for VGG16): the
+#    classifier adapts; the convolutional features stay fixed and can be cached
+#    (lesson 5).
+# 3. **Everything**, with smaller learning rates for earlier layers: early
+#    layers detect edges and textures that transfer to almost any image; late
+#    layers are specific to ImageNet's classes and need to change more.
+#
+# The more data you have, and the further it is from ImageNet, the further down
+# this list it pays to go. For VGG16 with a 10-way head, the trainable counts are:
+
+# %%
+model = load_model("vgg16", weights=WEIGHTS)
+model.classifier[6] = nn.Linear(4096, 10)
+
+
+def set_trainable(model: nn.Module, choice: str) -> nn.Module:
+    """Freeze everything, then unfreeze what `choice` names: head, fc or all."""
+    model.requires_grad_(choice == "all")
+    if choice in ("head", "fc"):
+        model.classifier[6].requires_grad_(True)
+    if choice == "fc":
+        model.classifier[0].requires_grad_(True)
+        model.classifier[3].requires_grad_(True)
+    return model
+
+
+for choice in ("head", "fc", "all"):
+    print(f"{choice:<5} {trainable_parameters(set_trainable(model, choice)):>12,} trainable parameters")
+
+# %% [markdown]
+# ## Discriminative learning rates
+#
+# For option 3, an optimizer accepts *parameter groups*: lists of parameters,
+# each with its own settings. We give VGG16's head the lecture's learning rate,
+# the two hidden fully connected layers a tenth of it, and the five
+# convolutional groups halving rates from the top down.
+
+# %%
+BASE_LR = 0.01
+
+
+def conv_groups(features: nn.Sequential) -> list[list[nn.Parameter]]:
+    """The parameters of VGG16's five convolutional groups (each ends in a max-pool)."""
+    groups, current = [], []
+    for layer in features:
+        current.extend(layer.parameters())
+        if isinstance(layer, nn.MaxPool2d):
+            groups.append(current)
+            current = []
+    return groups
+
+
+set_trainable(model, "all")
+param_groups = [
+    {"name": "head", "params": list(model.classifier[6].parameters()), "lr": BASE_LR},
+    {"name": "fc6 + fc7",
+     "params": [*model.classifier[0].parameters(), *model.classifier[3].parameters()],
+     "lr": BASE_LR / 10},
+]
+for depth, params in enumerate(reversed(conv_groups(model.features))):
+    param_groups.append(
+        {"name": f"conv group {5 - depth}", "params": params, "lr": BASE_LR / 100 / 2**depth}
+    )
+optimizer = torch.optim.SGD(param_groups, momentum=0.9)
+
+print(f"{'group':<14} {'tensors':>7} {'parameters':>12} {'lr':>10}")
+for group in optimizer.param_groups:
+    count = sum(p.numel() for p in group["params"])
+    print(f"{group['name']:<14} {len(group['params']):>7} {count:>12,} {group['lr']:>10.2e}")
+in_groups = sum(p.numel() for g in optimizer.param_groups for p in g["params"])
+print(f"every trainable parameter in exactly one group: {in_groups == trainable_parameters(model)}")
+
+# %% [markdown]
+# Extra keys such as `"name"` are kept in the group, which makes such tables
+# easy. A scheduler like the lecture's `ReduceLROnPlateau` multiplies every
+# group's rate by the same factor, so the ratios between groups survive. One
+# step shows the rates at work: the first SGD step moves each weight by
+# `lr * gradient`, so the earliest group moves least.
+
+# %%
+model.train()
+loss = nn.functional.cross_entropy(model(torch.randn(4, 3, 32, 32)), torch.randint(0, 10, (4,)))
+before = {g["name"]: [p.detach().clone() for p in g["params"]] for g in optimizer.param_groups}
+optimizer.zero_grad()
+loss.backward()
+optimizer.step()
+print(f"weights: {model.weights_label}; random inputs and labels (only the ratios matter)")
+for group in optimizer.param_groups:
+    pairs = zip(group["params"], before[group["name"]], strict=True)
+    moved = sum((p - b).norm() ** 2 for p, b in pairs) ** 0.5
+    grads = sum(p.grad.norm() ** 2 for p in group["params"]) ** 0.5
+    print(f"{group['name']:<14} lr {group['lr']:.2e}   |step| / |gradient| = {(moved / grads).item():.2e}")
+
+# %% [markdown]
+# Each group's step is its learning rate times its gradient (the smallest
+# steps show float32 rounding): the learning rates set how far each part of the
+# network moves.
+#
+# ## When to compute your own normalization statistics
+#
+# Every backbone above expects the same ImageNet statistics:
+
+# %%
+presets = {
+    name: (tuple(t.mean), tuple(t.std))
+    for name in BACKBONES.values()
+    for t in [torchvision.models.get_model_weights(name).DEFAULT.transforms()]
+}
+for stats in sorted(set(presets.values())):
+    print(f"mean {stats[0]}, std {stats[1]}: {', '.join(n for n, s in presets.items() if s == stats)}")
+
+# %% [markdown]
+# A rule of thumb:
+#
+# - **Pretrained weights, frozen or lightly fine-tuned:** use the statistics the
+#   weights were trained with (`weights.transforms()` tells you). The first
+#   convolution learned its filters for inputs scaled that way. For CIFAR-10 the
+#   difference is small anyway: the two sets of means and standard deviations
+#   are within about 0.04 of each other (lesson 4), which is why the lecture saw no
+#   difference.
+# - **Training from scratch:** there is nothing to match; your own training
+#   set's statistics (or simply 0.5 / 0.5, as the lecture's from-scratch run)
+#   put the inputs around zero.
+# - **A data set far from ImageNet** (X-rays, satellite bands, microscopy),
+#   fine-tuned end to end: your own statistics, computed exactly on the
+#   training split only, often help, because the BatchNorm layers and the
+#   early filters adapt to them.
+#
+# Whichever you choose, compute it once, store it, and use the same numbers in
+# every transform: training, validation and test.
+#
+# ## Summary
+#
+# - Backbones differ by orders of magnitude in parameters and compute; count
+#   them on the `meta` device, and check the input size each expects.
+# - The head lives under different names (`fc`, `classifier[...]`,
+#   `heads.head`); Inception has a second one.
+# - Fine-tune the head, the fully connected layers, or everything with
+#   parameter groups that give earlier layers smaller learning rates.
+# - Keep the pretrained statistics with pretrained weights; compute your own
+#   for training from scratch or a very different domain.
+#
+# **Exercise:** task 3 (`replace_head`) must work for a ResNet and a MobileNetV3
+# as well as VGG16 (the head table above shows where theirs are), and task 5
+# (`make_optimizer`) must take only trainable parameters, whatever the model.
+# Back to the start: [the lesson list](README.md).

@@ -1,0 +1,217 @@
+"""The six lessons: they run in quick mode, stay paired, import only ``course``.
+
+The execution tests run every lesson top to bottom in a fresh kernel, on a
+temporary copy of ``course/lessons/``, in quick mode (random weights, a few
+images, CPU). The other tests read the sources and the committed notebooks.
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import importlib.util
+import os
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import jupytext
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+LESSONS = ROOT / "course" / "lessons"
+SOURCES = sorted(LESSONS.glob("[0-9][0-9]_*.py"))
+REFRESH = "refresh the notebooks with: python scripts/execute_lessons.py"
+
+# The lessons import the course's helper package and the libraries it is built on, nothing
+# from the instructor side (solutions, autograder), which students do not have.
+ALLOWED_IMPORTS = {"course", "torch", "torchvision", "matplotlib"}
+
+# CI runs all six lessons on 2 CPU cores; this is the budget the issue sets for them.
+TIME_BUDGET_S = float(os.environ.get("LESSONS_TIME_BUDGET_S", "300"))
+
+COUNT_LINES = {
+    "lecture": re.compile(r"trainable parameters, lecture's code:\s+([\d,]+)"),
+    "correct": re.compile(r"trainable parameters, requires_grad_\(\):\s+([\d,]+)"),
+}
+
+
+def _load_script():
+    spec = importlib.util.spec_from_file_location(
+        "execute_lessons", ROOT / "scripts" / "execute_lessons.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses need the module registered
+    spec.loader.exec_module(module)
+    return module
+
+
+execute_lessons = _load_script()
+
+
+def _cells(notebook: nbformat.NotebookNode) -> list[tuple[str, str, tuple[str, ...]]]:
+    return [
+        (cell.cell_type, cell.source.strip(), tuple(cell.metadata.get("tags", ())))
+        for cell in notebook.cells
+    ]
+
+
+def _text_outputs(notebook: nbformat.NotebookNode) -> str:
+    texts = []
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "stream":
+                texts.append("".join(output["text"]))
+            elif "text/plain" in output.get("data", {}):
+                texts.append("".join(output["data"]["text/plain"]))
+    return "\n".join(texts)
+
+
+def _printed_counts(notebook: nbformat.NotebookNode) -> dict[str, int]:
+    text = _text_outputs(notebook)
+    counts = {}
+    for key, pattern in COUNT_LINES.items():
+        found = pattern.findall(text)
+        assert len(found) == 1, f"expected one line matching {pattern.pattern!r}, got {found}"
+        counts[key] = int(found[0].replace(",", ""))
+    return counts
+
+
+@pytest.fixture(scope="module")
+def reference_counts() -> dict[str, int]:
+    """Trainable counts from solutions.transfer: the lecture's code, and the correct one."""
+    transfer = pytest.importorskip("solutions.transfer")
+    model = transfer.load_vgg16("random")
+    buggy = transfer.lecture_unfreeze(copy.deepcopy(model))
+    correct = transfer.unfreeze(transfer.replace_head(transfer.freeze_backbone(model), 10))
+
+    def trainable(net) -> int:
+        return sum(p.numel() for p in net.parameters() if p.requires_grad)
+
+    return {"lecture": trainable(buggy), "correct": trainable(correct)}
+
+
+# --- structure ---------------------------------------------------------------------------
+
+
+def test_six_numbered_lessons_listed_in_the_readme() -> None:
+    assert len(SOURCES) == 6, [s.name for s in SOURCES]
+    readme = (LESSONS / "README.md").read_text()
+    for source in SOURCES:
+        assert f"({source.stem}.ipynb)" in readme, f"README.md does not link {source.stem}.ipynb"
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
+def test_pair_in_sync(source: Path) -> None:
+    paired = source.with_suffix(".ipynb")
+    assert paired.exists(), f"{paired.name} is missing; {REFRESH}"
+    from_py, from_ipynb = _cells(jupytext.read(source)), _cells(jupytext.read(paired))
+    assert len(from_py) == len(from_ipynb), (
+        f"{paired.name} has {len(from_ipynb)} cells, {source.name} has {len(from_py)}; {REFRESH}"
+    )
+    for number, (a, b) in enumerate(zip(from_py, from_ipynb, strict=True)):
+        assert a == b, f"cell {number} differs between {source.name} and {paired.name}; {REFRESH}"
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
+def test_lesson_starts_with_a_title_and_a_parameter_cell(source: Path) -> None:
+    cells = jupytext.read(source).cells
+    assert cells[0].cell_type == "markdown" and re.match(r"# \S", cells[0].source), (
+        f"{source.name} must start with a level-1 markdown title (the site uses it)"
+    )
+    tagged = [c for c in cells if "parameters" in c.metadata.get("tags", ())]
+    assert len(tagged) == 1 and "QUICK = None" in tagged[0].source, (
+        f"{source.name} needs one cell tagged 'parameters' that sets QUICK = None"
+    )
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
+def test_lesson_imports_only_course_and_its_libraries(source: Path) -> None:
+    tree = ast.parse(source.read_text(), filename=str(source))
+    imported = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            imported.add(node.module.split(".")[0])
+    assert not imported & {"solutions", "autograder"}, f"{source.name} imports {imported}"
+    unexpected = imported - ALLOWED_IMPORTS - set(sys.stdlib_module_names)
+    assert not unexpected, f"{source.name} imports {sorted(unexpected)}"
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
+def test_committed_notebook_is_executed_in_quick_mode(source: Path) -> None:
+    notebook = nbformat.read(source.with_suffix(".ipynb"), as_version=4)
+    code = [c for c in notebook.cells if c.cell_type == "code"]
+    assert all(c.get("execution_count") for c in code), f"{source.stem} is not executed; {REFRESH}"
+    errors = [o for c in code for o in c.outputs if o.output_type == "error"]
+    assert not errors, f"{source.stem} holds an error output; {REFRESH}"
+    # The note must sit on the output near the top, where a reader of the page sees it first.
+    top = _text_outputs(nbformat.from_dict({"cells": code[:3]}))
+    assert "QUICK MODE: random weights" in top, f"{source.stem}: no quick-mode note at the top"
+
+
+def test_committed_plots_are_inline_pngs() -> None:
+    for stem in ("04_inputs", "05_training_and_evaluating"):
+        notebook = nbformat.read(LESSONS / f"{stem}.ipynb", as_version=4)
+        images = [
+            o
+            for c in notebook.cells
+            for o in c.get("outputs", [])
+            if "image/png" in o.get("data", {})
+        ]
+        assert images, f"{stem}.ipynb holds no PNG figure; {REFRESH}"
+
+
+def test_committed_freezing_counts_match_solutions(reference_counts: dict[str, int]) -> None:
+    notebook = nbformat.read(LESSONS / "02_freezing.ipynb", as_version=4)
+    assert _printed_counts(notebook) == reference_counts
+    assert reference_counts == {"lecture": 40_970, "correct": 119_586_826}
+
+
+# --- execution ---------------------------------------------------------------------------
+
+_times: dict[str, float] = {}
+
+
+@pytest.fixture(scope="module")
+def lesson_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A throwaway copy of the lessons folder, so execution never touches the real one."""
+    folder = tmp_path_factory.mktemp("lessons")
+    for path in [*SOURCES, LESSONS / "jupytext.toml"]:
+        shutil.copy2(path, folder / path.name)
+    return folder
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
+def test_lesson_runs_in_quick_mode(
+    source: Path, lesson_copy: Path, request: pytest.FixtureRequest
+) -> None:
+    executed = execute_lessons.execute_lesson(
+        lesson_copy / source.name, quick=True, cell_timeout=300
+    )
+    _times[source.stem] = executed.seconds
+    text = _text_outputs(executed.notebook)
+    assert "QUICK MODE: random weights" in text
+    assert not execute_lessons.stderr_outputs(executed.notebook), (
+        f"{source.stem} wrote to stderr (warnings or progress bars show on the site): "
+        f"{execute_lessons.stderr_outputs(executed.notebook)}"
+    )
+    if source.stem == "02_freezing":
+        assert _printed_counts(executed.notebook) == request.getfixturevalue("reference_counts")
+
+
+@pytest.mark.slow
+def test_all_lessons_fit_the_time_budget() -> None:
+    if len(_times) != len(SOURCES):
+        pytest.skip("only meaningful after all six lessons ran in this session")
+    total = sum(_times.values())
+    report = ", ".join(f"{stem} {seconds:.0f} s" for stem, seconds in _times.items())
+    print(f"\nlesson times (quick mode): {report}; total {total:.0f} s")
+    assert total < TIME_BUDGET_S, (
+        f"the six lessons took {total:.0f} s in quick mode ({report}), over the "
+        f"{TIME_BUDGET_S:.0f} s budget: make the slowest one's quick mode smaller"
+    )
