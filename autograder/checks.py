@@ -3,9 +3,7 @@
 Each ``check_*`` function takes the student's function, runs it on fixtures it
 builds itself, and compares the result with the reference implementation in
 ``solutions.transfer`` run on the same fixtures in the same process. A hidden
-test cell is one line::
-
-    from autograder.checks import check_freezing; check_freezing(freeze_and_unfreeze)
+test cell imports one ``check_*`` function and calls it with the student's function.
 
 Design rules, all of them load-bearing:
 

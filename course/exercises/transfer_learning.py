@@ -267,8 +267,8 @@ del _train_tf, _eval_tf, _image, _out, _black
 def make_optimizer(model, lr=0.01, momentum=0.9):
     """Return SGD with `lr` and `momentum` over the parameters of `model` that require grad."""
     ### BEGIN SOLUTION
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    return torch.optim.SGD(trainable, lr=lr, momentum=momentum)
+    params_to_update = [param for param in model.parameters() if param.requires_grad]
+    return torch.optim.SGD(params_to_update, lr=lr, momentum=momentum)
     ### END SOLUTION
 
 

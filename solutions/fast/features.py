@@ -164,8 +164,14 @@ def cached_features(
 
     Args:
         prefix: the frozen part, ``split_model(model).prefix``.
-        images: uint8 ``(N, 3, 32, 32)``; labels: int64 ``(N,)``.
-        split, size, normalization, mean, std, data_fingerprint: parts of the cache key.
+        images: uint8 ``(N, 3, 32, 32)``.
+        labels: int64 ``(N,)``.
+        split: the split's name (part of the cache key, as are the next five).
+        size: input side in pixels.
+        normalization: the name of the normalization.
+        mean: the per-channel mean it subtracts.
+        std: the per-channel std it divides by.
+        data_fingerprint: ``CIFAR10Splits.fingerprint`` of the data.
         dtype: ``"bfloat16"`` (default: on a GPU the tail runs in bf16 autocast anyway, and
             bf16 cannot overflow), ``"float16"`` or ``"float32"`` (exact, for tests).
         root: folder for caches; ``course.paths.cache_dir() / "features"`` by default.

@@ -131,9 +131,10 @@ class TensorLoader:
         seed: seeds the permutation and the crop offsets.
         transform: a :class:`BatchTransform` for uint8 images; ``None`` for features.
         device: where batches go; defaults to where ``inputs`` live.
-        rank, world_size: under DDP, this rank gets its share of every global batch. All ranks
-            draw the same permutation and offsets, so the union of their batches is exactly the
+        rank: under DDP, this rank gets its share of every global batch. All ranks draw the
+            same permutation and offsets, so the union of their batches is exactly the
             single-process batch.
+        world_size: the number of DDP ranks (1 without DDP).
         float_dtype: floating inputs (e.g. a bf16 feature cache) are cast to this per batch.
     """
 

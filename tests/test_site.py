@@ -1,0 +1,589 @@
+"""The course site: it builds strictly, its links resolve, and it leaks nothing.
+
+One strict build per test session (into a temporary folder) feeds every test here
+and the browser test. What "leaks" means, and why:
+
+- every non-trivial line inside the exercise's solution regions and hidden-test
+  regions, and the nbgrader markers themselves, must appear nowhere in the built
+  site (pages, search index, copied notebooks). Lines the student release shows
+  anyway (task text, visible tests) are not secret; nothing else is exempt, not
+  even a lesson that happens to teach the same line;
+- the exercise source itself (``transfer_learning.py`` or a notebook made from it)
+  must not be in the site, and mkdocs-jupyter must never be pointed at ``.py`` files;
+- the reference solutions' function bodies (``solutions/transfer.py``) are secret
+  too: they are the exercise's answers written a second time, and the Reference
+  section renders that module (signatures and docstrings only, ``show_source:
+  false``). Exempt are the lines the release or the lessons show on purpose: the
+  freezing idioms the lessons teach, and the lecture's buggy code that
+  ``lecture_unfreeze`` reproduces as a pitfall.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import json
+import re
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from pathlib import Path
+from types import ModuleType
+from urllib.parse import unquote, urlsplit
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+EXERCISE = ROOT / "course" / "exercises" / "transfer_learning.py"
+SOLUTIONS_TRANSFER = ROOT / "solutions" / "transfer.py"
+LESSONS = ROOT / "course" / "lessons"
+MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS")
+THEME_ASSETS = {("assets", "javascripts"), ("assets", "stylesheets")}
+TEXT_SUFFIXES = {".html", ".json", ".ipynb", ".js", ".css", ".txt", ".xml", ".py", ".md", ".map"}
+
+
+def _load(path: Path, name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec and spec.loader, f"cannot load {path}"
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+build_site_script = _load(ROOT / "scripts" / "build_site.py", "course_build_site")
+hook = _load(ROOT / "docs" / "hooks" / "course_site.py", "course_site_hook")
+
+
+def built_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Build the site once per session (shared with tests/test_browser.py)."""
+    base = tmp_path_factory.getbasetemp()
+    site = base / "course-site"
+    done = base / "course-site.built"
+    if not done.exists():
+        result = build_site_script.build_site(site)
+        assert result.ok, f"mkdocs build --strict failed:\n{result.log}"
+        print(f"\nmkdocs build --strict: {result.seconds:.1f} s")
+        done.write_text(f"{result.seconds:.2f}\n{result.log}")
+    return site
+
+
+@pytest.fixture(scope="session")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return built_site(tmp_path_factory)
+
+
+# --------------------------------------------------------------------------- text
+
+
+class _Page(HTMLParser):
+    """Collects a page's text, its links and its element ids."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.text: list[str] = []
+        self.links: list[tuple[str, str]] = []
+        self.ids: set[str] = set()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        for name, value in attrs:
+            if value is None:
+                continue
+            if name == "id":
+                self.ids.add(value)
+            elif name == "name" and tag == "a":
+                self.ids.add(value)
+            elif name in ("href", "src"):
+                self.links.append((tag, value))
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+def parse_html(text: str) -> _Page:
+    page = _Page()
+    page.feed(text)
+    page.close()
+    return page
+
+
+def _strings(value: object) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def normalize(text: str) -> str:
+    """One space for every run of whitespace: code survives highlighting and wrapping."""
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def site_texts(site: Path) -> dict[Path, str]:
+    """Every text file of the site, as a reader (or a search) would see it.
+
+    HTML loses its tags (so highlighted code reads as plain code); JSON files (the
+    search index, copied notebooks) are decoded and their strings read the same way.
+    """
+    texts = {}
+    for path in sorted(site.rglob("*")):
+        if not path.is_file() or path.suffix not in TEXT_SUFFIXES:
+            continue
+        if path.relative_to(site).parts[:2] in THEME_ASSETS:
+            continue  # copied verbatim from the mkdocs-material package: nothing of ours
+        raw = path.read_text(encoding="utf-8", errors="replace")
+        if path.suffix == ".html":
+            text = "".join(parse_html(raw).text)
+        elif path.suffix in (".json", ".ipynb"):
+            strings = _strings(json.loads(raw))
+            text = "\n".join("".join(parse_html(s).text) for s in strings)
+        else:
+            text = raw
+        texts[path] = raw + "\n" + normalize(text)
+    return texts
+
+
+# --------------------------------------------------------------------------- secrets
+
+# Lines too generic to give anything away: bare keywords, closing brackets, the usual
+# evaluation idioms, and names bound to or returning an empty or constant literal.
+_LITERAL = r"(-?\d+(\.\d*)?|None|True|False|\[\]|\{\}|\(\)|''|\"\")"
+_TRIVIAL = re.compile(
+    rf"""^(
+        pass | else: | try: | finally: | break | continue | \.\.\. | [)\]}}]+,?
+        | return(\ [A-Za-z_]\w*)? | return\ {_LITERAL}
+        | [A-Za-z_]\w*(,\ [A-Za-z_]\w*)*\ =\ {_LITERAL}(,\ {_LITERAL})*
+        | (model|net)\.(eval|train)\(\) | with\ torch\.no_grad\(\):
+    )$""",
+    re.VERBOSE,
+)
+
+
+def _code(line: str) -> str:
+    """A code line without its trailing comment (a ``#`` outside quotes), normalized."""
+    for match in re.finditer(r"\s#", line):
+        before = line[: match.start()]
+        if before.count('"') % 2 == 0 and before.count("'") % 2 == 0:
+            line = before
+            break
+    return normalize(line)
+
+
+def _prose(line: str) -> str:
+    """A Markdown line as its rendered text reads: no comment prefix, no `code` or *emphasis*."""
+    return normalize(re.sub(r"[`*]", "", re.sub(r"^\s*# ?", "", line)))
+
+
+@dataclass
+class ExerciseParts:
+    """An nbgrader exercise source split into what students get and what they must not."""
+
+    solution: list[str] = field(default_factory=list)
+    hidden: list[str] = field(default_factory=list)
+    release: list[str] = field(default_factory=list)
+
+    @property
+    def public(self) -> str:
+        """Everything the student release shows, read both as code and as prose."""
+        return "\n".join([_code(x) for x in self.release] + [_prose(x) for x in self.release])
+
+
+def split_exercise(source: str) -> ExerciseParts:
+    """Sort every line into solution regions, hidden-test regions or the release.
+
+    A region opened in a Markdown cell (``# ### BEGIN SOLUTION``) holds prose: its
+    lines are compared as rendered text, without the ``# `` prefix.
+    """
+    parts, region, markdown = ExerciseParts(), None, False
+    regions = {"BEGIN SOLUTION": "solution", "BEGIN HIDDEN TESTS": "hidden"}
+    for line in source.splitlines():
+        marker = re.sub(r"^[#\s]+", "", line).strip()
+        if marker in regions:
+            assert region is None, f"nested region at {line!r}"
+            region, markdown = regions[marker], line.strip().startswith("# #")
+        elif marker in ("END SOLUTION", "END HIDDEN TESTS"):
+            assert region is not None, f"{line!r} closes no region"
+            region = None
+        elif region is None:
+            parts.release.append(line)
+        else:
+            getattr(parts, region).append(_prose(line) if markdown else _code(line))
+    assert region is None, f"an unclosed {region} region"
+    return parts
+
+
+def secret_lines(lines: list[str], public: str = "") -> list[str]:
+    """The lines worth hiding: not trivial, and not already shown to students anyway."""
+    kept = {line for line in lines if line and not line.startswith("#")}
+    kept = {line for line in kept if not _TRIVIAL.match(line) and len(line) >= 8}
+    return sorted(line for line in kept if line not in public)
+
+
+def function_body_lines(path: Path) -> list[str]:
+    """The code lines of every function body in ``path``, docstrings left out."""
+    source = path.read_text(encoding="utf-8")
+    source_lines = source.splitlines()
+    lines: list[str] = []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        body = node.body[1:] if ast.get_docstring(node) is not None else node.body
+        for statement in body:
+            lines += source_lines[statement.lineno - 1 : statement.end_lineno]
+    return [_code(line) for line in lines]
+
+
+def find_leaks(texts: dict[Path, str], needles: list[str], site: Path) -> list[str]:
+    found = []
+    for path, text in texts.items():
+        for needle in needles:
+            if needle in text:
+                found.append(f"{path.relative_to(site)}: {needle!r}")
+    return found
+
+
+def test_exercise_split_on_a_known_source(tmp_path: Path) -> None:
+    source = (
+        "# %% [markdown]\n"
+        "# Freeze with `model.requires_grad_(False)`.\n"
+        "def f(model):\n"
+        "    ### BEGIN SOLUTION\n"
+        "    model.requires_grad_(False)  # public: the task text says it\n"
+        "    for index in (0, 3, 6):  # a comment\n"
+        "        model.classifier[index].requires_grad_(True)\n"
+        "    return model\n"
+        "    ### END SOLUTION\n"
+        "### BEGIN HIDDEN TESTS\n"
+        "check_freeze(f)\n"
+        "### END HIDDEN TESTS\n"
+        "# %% [markdown]\n"
+        "# ### BEGIN SOLUTION\n"
+        "# The fix is `layer.requires_grad_(True)`, *with* the underscore.\n"
+        "# ### END SOLUTION\n"
+    )
+    parts = split_exercise(source)
+    assert secret_lines(parts.solution, parts.public) == [
+        "The fix is layer.requires_grad_(True), with the underscore.",
+        "for index in (0, 3, 6):",
+        "model.classifier[index].requires_grad_(True)",
+    ]
+    assert secret_lines(parts.hidden, parts.public) == ["check_freeze(f)"]
+    module = tmp_path / "m.py"
+    module.write_text('def g(x):\n    """Doc."""\n    y = x.requires_grad_(True)\n    return y\n')
+    assert secret_lines(function_body_lines(module)) == ["y = x.requires_grad_(True)"]
+
+
+def test_leak_scan_sees_through_highlighting(tmp_path: Path) -> None:
+    page = tmp_path / "index.html"
+    page.write_text(
+        '<pre><span class="n">p</span><span class="o">.</span>'
+        '<span class="n">requires_grad_</span><span class="p">(</span>'
+        '<span class="kc">False</span><span class="p">)</span></pre>'
+    )
+    assert find_leaks(site_texts(tmp_path), ["p.requires_grad_(False)"], tmp_path)
+
+
+# --------------------------------------------------------------------------- build
+
+
+def test_strict_build_passes(site: Path) -> None:
+    assert (site / "index.html").is_file()
+    assert (site / "search" / "search_index.json").is_file()
+    assert (site / "404.html").is_file()
+
+
+def test_no_broken_internal_links(site: Path) -> None:
+    pages = {path: parse_html(path.read_text(encoding="utf-8")) for path in site.rglob("*.html")}
+    broken = []
+    for path, page in pages.items():
+        for tag, link in page.links:
+            parts = urlsplit(link)
+            if parts.scheme or link.startswith("//") or not (parts.path or parts.fragment):
+                continue
+            # Root-absolute links (404.html has them) are relative to the site's root.
+            base = site if parts.path.startswith("/") else path.parent
+            target = (base / unquote(parts.path).lstrip("/")).resolve() if parts.path else path
+            if target.is_dir() or parts.path.endswith("/"):
+                target = target / "index.html"
+            where = f"{path.relative_to(site)}: <{tag}> {link}"
+            if not target.is_file():
+                broken.append(f"{where} (no such file)")
+            elif parts.fragment and target.suffix == ".html":
+                ids = pages[target].ids if target in pages else set()
+                if unquote(parts.fragment) not in ids:
+                    broken.append(f"{where} (no such anchor)")
+    assert not broken, "broken internal links:\n" + "\n".join(broken)
+
+
+def _nav_files(nav: list) -> list[str]:
+    files = []
+    for item in nav:
+        value = next(iter(item.values())) if isinstance(item, dict) else item
+        files += _nav_files(value) if isinstance(value, list) else [value]
+    return files
+
+
+def _mkdocs_config() -> dict:
+    class _Loader(yaml.SafeLoader):
+        pass
+
+    # mkdocs.yml may use !ENV and similar tags: read them as plain values.
+    _Loader.add_multi_constructor("!", lambda loader, suffix, node: None)
+    return yaml.load((ROOT / "mkdocs.yml").read_text(encoding="utf-8"), Loader=_Loader)
+
+
+def test_mkdocs_jupyter_never_takes_python_sources() -> None:
+    config = _mkdocs_config()
+    jupyter = next(
+        p["mkdocs-jupyter"]
+        for p in config["plugins"]
+        if isinstance(p, dict) and "mkdocs-jupyter" in p
+    )
+    assert jupyter["include"], "mkdocs-jupyter needs an explicit include list"
+    assert all(pattern.endswith(".ipynb") for pattern in jupyter["include"])
+    assert jupyter.get("execute") is False
+
+
+def test_every_lesson_is_in_the_nav_and_rendered(site: Path) -> None:
+    lessons = sorted(LESSONS.glob("[0-9][0-9]_*.ipynb"))
+    if not lessons:
+        pytest.skip(f"no executed lesson notebooks in {LESSONS.relative_to(ROOT)} yet")
+    nav = _nav_files(_mkdocs_config()["nav"])
+    plots = 0
+    for lesson in lessons:
+        assert f"lessons/{lesson.name}" in nav, f"{lesson.name} is missing from mkdocs.yml's nav"
+        page = (site / "lessons" / lesson.stem / "index.html").read_text(encoding="utf-8")
+        assert 'class="highlight' in page, f"{lesson.name}: no highlighted code"
+        assert "jp-OutputArea" in page, f"{lesson.name}: rendered without outputs"
+        assert "course-run-mode" in page, f"{lesson.name}: no note on which mode made the outputs"
+        plots += page.count('src="data:image/png')
+        assert (site / "lessons" / lesson.stem / lesson.name).is_file(), "notebook not offered"
+    assert plots > 0, "no lesson page shows a plot"
+
+
+def test_results_page_is_generated_from_the_recorded_files(site: Path) -> None:
+    from solutions.protocols import PROTOCOLS
+
+    page = (site / "results" / "index.html").read_text(encoding="utf-8")
+    assert "<!-- course:" not in page, "a marker was left unfilled"
+    for protocol in PROTOCOLS.values():
+        if protocol.lecture is not None:
+            assert protocol.name in page
+            assert f"{protocol.lecture.test_acc:.2f}%" in page
+            assert f"{protocol.lecture.minutes_50_epochs:.1f} min" in page
+    runs = sorted(p.parent for p in (ROOT / "results").glob("*/results.json"))
+    if not runs:
+        assert "No recorded runs yet" in page
+    for run in runs:
+        assert run.name in page
+        for plot in run.glob("*.png"):
+            assert (site / "results" / run.name / plot.name).is_file()
+    benchmarks = sorted((ROOT / "benchmarks" / "results").glob("*.json"))
+    if not benchmarks:
+        assert "No benchmarks recorded yet" in page
+    for record in benchmarks:
+        assert record.stem in page
+
+
+def test_reference_renders_no_source_code(site: Path) -> None:
+    for name in ("solutions", "autograder"):
+        page = (site / "reference" / name / "index.html").read_text(encoding="utf-8")
+        assert "Instructor-only" in page
+        assert "Source code in" not in page, f"mkdocstrings rendered source code on {name}"
+
+
+# --------------------------------------------------------------------------- leaks
+
+
+@pytest.fixture(scope="session")
+def texts(site: Path) -> dict[Path, str]:
+    return site_texts(site)
+
+
+def test_no_nbgrader_markers_in_site(site: Path, texts: dict[Path, str]) -> None:
+    assert not find_leaks(texts, list(MARKERS), site)
+
+
+def test_no_exercise_source_in_site(site: Path) -> None:
+    copies = [p for p in site.rglob("transfer_learning*") if p.suffix in (".py", ".ipynb")]
+    assert not copies, f"the exercise is in the site: {copies}"
+    assert not list(site.rglob("exercises")), "course/exercises/ was copied into the site"
+
+
+@pytest.fixture(scope="session")
+def exercise() -> ExerciseParts:
+    if not EXERCISE.exists():
+        pytest.skip(f"{EXERCISE.relative_to(ROOT)} does not exist yet: nothing to leak")
+    return split_exercise(EXERCISE.read_text(encoding="utf-8"))
+
+
+def test_no_solution_line_in_site(site: Path, texts: dict[Path, str], exercise) -> None:
+    lines = secret_lines(exercise.solution, exercise.public)
+    assert len(lines) >= 10, f"only {len(lines)} solution lines found: is the scan broken?"
+    leaks = find_leaks(texts, lines, site)
+    assert not leaks, "solution code on the site:\n" + "\n".join(leaks)
+
+
+def test_no_hidden_test_line_in_site(site: Path, texts: dict[Path, str], exercise) -> None:
+    lines = secret_lines(exercise.hidden, exercise.public)
+    assert lines, "found no hidden-test line in the exercise: is the scan broken?"
+    leaks = find_leaks(texts, lines, site)
+    assert not leaks, "hidden-test code on the site:\n" + "\n".join(leaks)
+
+
+def test_no_reference_solution_body_in_site(
+    site: Path, texts: dict[Path, str], exercise: ExerciseParts
+) -> None:
+    # Public by design, so not secret: what the release shows, and what the lessons teach
+    # (freezing idioms, and the lecture's own buggy code, which solutions/ reproduces on
+    # purpose). Everything else in a body is the exercise's answer written a second time.
+    lessons = [_code(line) for p in LESSONS.glob("*.py") for line in p.read_text().splitlines()]
+    public = exercise.public + "\n" + "\n".join(lessons)
+    lines = secret_lines(function_body_lines(SOLUTIONS_TRANSFER), public)
+    assert len(lines) >= 10, f"only {len(lines)} body lines found: is the scan broken?"
+    leaks = find_leaks(texts, lines, site)
+    assert not leaks, "reference solution code on the site:\n" + "\n".join(leaks)
+
+
+# --------------------------------------------------------------------------- hook
+
+
+def _notebook(path: Path, *outputs: str) -> Path:
+    cells = [
+        {
+            "cell_type": "code",
+            "metadata": {},
+            "source": "print(x)",
+            "execution_count": 1,
+            "outputs": [{"output_type": "stream", "name": "stdout", "text": text}],
+        }
+        for text in outputs
+    ]
+    path.write_text(json.dumps({"cells": cells, "metadata": {}, "nbformat": 4}))
+    return path
+
+
+def test_run_mode_reads_the_banner_from_the_outputs(tmp_path: Path) -> None:
+    from course.quick import banner
+
+    quick = _notebook(tmp_path / "q.ipynb", banner(quick=True), "loss 2.3")
+    real = _notebook(tmp_path / "r.ipynb", banner(quick=False))
+    silent = _notebook(tmp_path / "s.ipynb", "loss 2.3")
+    empty = _notebook(tmp_path / "e.ipynb")
+    assert hook.run_mode(quick).kind == "quick"
+    assert hook.run_mode(real).kind == "real"
+    assert hook.run_mode(silent).kind == "unlabelled"
+    assert hook.run_mode(empty).kind == "unexecuted"
+
+
+def _recorded_run(root: Path, name: str, **changes: object) -> Path:
+    """A run folder shaped like the ones ``python -m solutions run`` writes."""
+    from PIL import Image
+
+    from solutions.protocols import PROTOCOLS
+
+    protocol = PROTOCOLS["linear-probe"]
+    record = {
+        "protocol": {
+            "name": protocol.name,
+            "description": protocol.description,
+            "trainable": "head",
+        },
+        "size": 32,
+        "trainable_parameters": 40_970,
+        "weights": "random (no pretrained weights)",
+        "data": {
+            "source": "JPEG zip ../shared/data/cifar10-jpeg-train.zip",
+            "synthetic": False,
+            "train": 40,
+            "valid": 40,
+            "test": 40,
+            "subset_per_class": 4,
+        },
+        "epochs": 2,
+        "valid_acc": [10.0, 12.5],
+        "test_acc": 7.5,
+        "total_seconds": 14.3,
+        "device": "cpu: x86_64, 2 cores",
+        "machine": {"platform": "Linux-x86_64", "cpu_count": 2},
+        "lecture_reported": {"test_acc": protocol.lecture.test_acc, "note": protocol.lecture.note},
+        **changes,
+    }
+    run = root / name
+    run.mkdir(parents=True)
+    (run / "results.json").write_text(json.dumps(record))
+    Image.new("RGB", (4, 4)).save(run / "loss.png")
+    return run
+
+
+def test_results_sections_name_machine_weights_data_and_protocol(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(hook, "RESULTS_DIR", tmp_path / "results")
+    monkeypatch.setattr(hook, "BENCHMARKS_DIR", tmp_path / "benchmarks")
+    assert "No recorded runs yet" in hook.recorded_runs_section()
+    assert "No benchmarks recorded yet" in hook.benchmarks_section()
+
+    _recorded_run(tmp_path / "results", "linear-probe-20260101-000000")
+    text = hook.recorded_runs_section()
+    for expected in (
+        "`linear-probe`",  # protocol
+        "cpu: x86_64, 2 cores (Linux-x86_64)",  # machine
+        "random (no pretrained weights)",  # weights
+        "JPEG zip ../shared/data/cifar10-jpeg-train.zip",  # data
+        "the JPEG copy of CIFAR-10",
+        "Random weights: these accuracies say nothing",
+        "head only (on purpose), 40,970 trainable parameters",
+        "7.50%",
+        "The lecture reports 84.90%",
+        "](results/linear-probe-20260101-000000/loss.png)",
+    ):
+        assert expected in text, expected
+
+    (tmp_path / "benchmarks").mkdir()
+    naive = {"train_ips": 10.0, "eval_ips": 30.0, "total_seconds": 7200.0, "peak_rss_mb": 900}
+    fast = {**naive, "train_ips": 400.0, "build_ips": 50.0, "total_seconds": 90.0}
+    speed = {
+        "benchmark": "benchmarks/bench_fast.py",
+        "device": "cpu",
+        "machine": {"cpu": "Some CPU", "cpu_cores": 2},
+        "weights": "random",
+        "data": "synthetic",
+        "settings": {"images": 64},
+        "rows": [
+            {
+                "protocol": "linear-probe",
+                "size": 224,
+                "images": 64,
+                "naive": naive,
+                "fast": fast,
+                "speedup_epoch": 12.0,
+            }
+        ],
+    }
+    grading = {
+        "benchmark": "grading",
+        "machine": {"cpus": 2},
+        "runs": [{"workers": 1, "batch_seconds": 55.4}, {"workers": 2, "batch_seconds": 39.7}],
+    }
+    (tmp_path / "benchmarks" / "cpu-1.json").write_text(json.dumps(speed))
+    (tmp_path / "benchmarks" / "grading-1.json").write_text(json.dumps(grading))
+    text = hook.benchmarks_section()
+    for expected in (
+        "cpu: Some CPU, cpu_cores: 2",
+        "`linear-probe`",
+        "400.0",
+        "120.0 min",
+        "1.5 min",
+        "12.0x",
+        "| workers | batch_seconds |",
+        "| 2 | 39.70 |",
+    ):
+        assert expected in text, expected
+    assert "images: 64" not in text, "bench_fast's settings belong in its JSON, not the page"
