@@ -75,6 +75,11 @@ class Sandbox:
         return bool(self.prefix)
 
 
+#: A private user, network and PID namespace: no network, and the kernel (which
+#: jupyter_client starts in a session of its own) dies with the worker.
+UNSHARE_ARGS = ("--user", "--map-root-user", "--net", "--pid", "--fork", "--kill-child")
+
+
 @functools.lru_cache(maxsize=1)
 def network_namespace_available() -> bool:
     """True when ``unshare -rn`` works here (unprivileged user namespaces are allowed)."""
@@ -83,16 +88,7 @@ def network_namespace_available() -> bool:
         return False
     try:
         done = subprocess.run(
-            [
-                unshare,
-                "--user",
-                "--map-root-user",
-                "--net",
-                "--pid",
-                "--fork",
-                "--kill-child",
-                "true",
-            ],
+            [unshare, *UNSHARE_ARGS, "true"],
             capture_output=True,
             timeout=10,
             check=False,
@@ -143,16 +139,7 @@ def make_sandbox(limits: Limits) -> Sandbox:
     elif network_namespace_available():
         # A PID namespace too: when the worker dies (or is killed on timeout) the kernel, which
         # jupyter_client starts in a session of its own, dies with it.
-        prefix = [
-            "unshare",
-            "--user",
-            "--map-root-user",
-            "--net",
-            "--pid",
-            "--fork",
-            "--kill-child",
-            "--",
-        ]
+        prefix = ["unshare", *UNSHARE_ARGS, "--"]
         enforced.append("no network (private network namespace, unshare -rn)")
         enforced.append("kernel killed with the worker (private PID namespace)")
     elif limits.network == "off":

@@ -39,6 +39,7 @@ from course.paths import offline as _offline_default
 __all__ = [
     "RANDOM_LABEL",
     "available_models",
+    "build_on_meta",
     "count_parameters",
     "describe",
     "imagenet_weights_file",
@@ -315,6 +316,21 @@ def _load_file(name: str, path: Path, *, num_classes: int | None) -> nn.Module:
             if not any(k.startswith(_AUX_PREFIXES) for k in expected):
                 _drop_aux_heads(model)
     model.load_state_dict(state)
+    return model
+
+
+def build_on_meta(name: str) -> nn.Module:
+    """Build torchvision model ``name`` with shapes only: no memory, no weights, instant.
+
+    Layers on PyTorch's ``meta`` device know their shapes but hold no values, which is
+    all it takes to read layer names, ``in_features`` or parameter counts of a large model.
+    """
+    model = _build_on_meta(_check_name(name), dict(_QUIET_RANDOM_KWARGS.get(name, {})))
+    if model is None:
+        raise CourseError(
+            f"torchvision's {name!r} cannot be built on the meta device.",
+            f'Build it for real instead: load_model("{name}", "random").',
+        )
     return model
 
 

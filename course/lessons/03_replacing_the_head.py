@@ -25,15 +25,13 @@ QUICK = None
 
 # %%
 import math
-import warnings
 
 import torch
-import torchvision
 from torch import nn
 from torchvision.transforms import v2
 
 from course.data import NORMALIZATIONS, load_cifar10
-from course.models import load_model
+from course.models import build_on_meta, load_model
 from course.quick import banner, data_label, quick_mode, run_label
 
 QUICK = quick_mode(QUICK)
@@ -68,8 +66,9 @@ with torch.no_grad():
 #
 # Every torchvision classifier ends in a `Linear` layer with 1,000 outputs, but
 # under different names. To find them we build each model on PyTorch's `meta`
-# device: the layers get their shapes but no memory and no values, so even
-# large models are built instantly. Shapes are all we need here.
+# device (`course.models.build_on_meta`): the layers get their shapes but no
+# memory and no values, so even large models are built instantly. Shapes are
+# all we need here.
 
 # %%
 FAMILIES = {
@@ -85,13 +84,6 @@ FAMILIES = {
     "ViT": "vit_b_16",
 }
 
-
-def build_on_meta(name: str) -> nn.Module:
-    """Build a torchvision model with shapes only (no memory, no weights)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # Inception warns about its slow default init
-        with torch.device("meta"):
-            return torchvision.models.get_model(name)
 
 
 print(f"{'family':<13} {'model':<20} {'1000-way Linear layer(s)':<26} {'in_features':>11}")

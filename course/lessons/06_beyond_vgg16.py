@@ -26,14 +26,12 @@
 QUICK = None
 
 # %%
-import warnings
-
 import torch
 import torchvision
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from course.models import load_model, trainable_parameters
+from course.models import build_on_meta, load_model, trainable_parameters
 from course.quick import banner, quick_mode
 
 QUICK = quick_mode(QUICK)
@@ -67,13 +65,6 @@ BACKBONES = {
 }
 
 
-def build_on_meta(name: str) -> nn.Module:
-    """A torchvision model with shapes only: no memory, no weights."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # Inception warns about its slow default init
-        with torch.device("meta"):
-            return torchvision.models.get_model(name).eval()
-
 
 def gmacs(model: nn.Module, side: int) -> float:
     """Billions of multiply-adds for one image of `side` x `side` pixels."""
@@ -90,7 +81,7 @@ def head_name(model: nn.Module) -> str:
 print(f"{'family':<12} {'model':<19} {'params':>8} {'GMACs':>7} {'crop':>5} {'resize':>7}  head")
 rows = {}
 for family, name in BACKBONES.items():
-    net = build_on_meta(name)
+    net = build_on_meta(name).eval()
     preset = torchvision.models.get_model_weights(name).DEFAULT.transforms()
     crop = preset.crop_size[0]
     rows[name] = net
