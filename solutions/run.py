@@ -160,9 +160,9 @@ def run_protocol(protocol: Protocol, options: RunOptions | None = None) -> Path:
     print_table([results], protocol)
     if protocol.pretrained and weights_label.startswith("random"):
         print(
-            "note:    these weights are random, so the frozen layers compute random features and\n"
-            "         accuracy near chance (10%) is expected: transfer needs pretrained weights.\n"
-            "         Put vgg16-397923af.pth in torchvision's cache (see README) for the real run."
+            "note:    these weights are random: the frozen layers compute random features, so this\n"
+            "         run shows the pipeline at work, not transfer learning (expect accuracy far\n"
+            "         below the lecture's). Put vgg16-397923af.pth in torchvision's cache (README)."
         )
     print(f"data:    {splits.source}")
     print(f"weights: {weights_label}")
