@@ -160,9 +160,10 @@ def run_protocol(protocol: Protocol, options: RunOptions | None = None) -> Path:
     print_table([results], protocol)
     if protocol.pretrained and weights_label.startswith("random"):
         print(
-            "note:    these weights are random: the frozen layers compute random features, so this\n"
-            "         run shows the pipeline at work, not transfer learning (expect accuracy far\n"
-            "         below the lecture's). Put vgg16-397923af.pth in torchvision's cache (README)."
+            "note:    these weights are random: the frozen layers compute random features, so\n"
+            "         this run shows the pipeline at work, not transfer learning (expect accuracy\n"
+            "         far below the lecture's). Put vgg16-397923af.pth in torchvision's cache\n"
+            "         (see README) for the real run."
         )
     print(f"data:    {splits.source}")
     print(f"weights: {weights_label}")
