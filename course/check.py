@@ -10,7 +10,7 @@ top to bottom with the grader's time limit per cell and reports which visible te
 grader also runs hidden tests, so passing here is necessary, not sufficient. Your notebook file
 is never changed.
 
-Needs only ``nbformat`` and ``nbclient`` (``pip install transfer-course[notebook]``).
+Needs only ``nbformat`` and ``nbclient``, which the course package students install brings along.
 """
 
 from __future__ import annotations
