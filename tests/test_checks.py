@@ -469,10 +469,10 @@ def test_wrong_form_is_named() -> None:
 
 def test_stats_fixture_separates_population_and_sample_std() -> None:
     """The check's tolerance must be tighter than the N vs N - 1 difference it names."""
-    images, _ = checks._stats_fixture()
+    images, _ = checks.inputs._stats_fixture()
     x = images.double() / 255
     gap = (x.std(dim=(0, 2, 3)) - x.std(dim=(0, 2, 3), unbiased=False)).abs().min().item()
-    assert gap > 2 * checks.STATS_TOLERANCE
+    assert gap > 2 * checks.inputs.STATS_TOLERANCE
 
 
 # --------------------------------------------------------------------------- task 7
