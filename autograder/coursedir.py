@@ -18,6 +18,8 @@ Layout (nbgrader's own, plus three folders of ours)::
 
 from __future__ import annotations
 
+import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,7 +71,8 @@ class CourseDir:
 
     @property
     def db_url(self) -> str:
-        """SQLAlchemy URL of the gradebook."""
+        """SQLAlchemy URL of the gradebook (every gradebook access goes through it)."""
+        _console_scripts_on_path()
         return f"sqlite:///{self.gradebook.resolve()}"
 
     @property
@@ -116,6 +119,20 @@ class CourseDir:
         """Students with a collected submission (a folder under ``originals/``), sorted."""
         base = self.root / "originals"
         return sorted(p.name for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
+
+
+def _console_scripts_on_path() -> None:
+    """Put this Python's scripts folder on ``PATH`` for nbgrader's subprocesses.
+
+    nbgrader stamps a new gradebook by running the ``alembic`` command, found through
+    ``PATH``. Called as ``.venv/bin/python -m autograder`` without activating the virtual
+    environment, that command is not found and the release fails; the scripts installed
+    next to the running interpreter are the right ones.
+    """
+    scripts = str(Path(sys.executable).parent)
+    path = os.environ.get("PATH", "")
+    if scripts not in path.split(os.pathsep):
+        os.environ["PATH"] = scripts + (os.pathsep + path if path else "")
 
 
 def nbgrader_config(
