@@ -18,10 +18,10 @@
 # | 1 | `load_vgg16` | 1 | Lesson 1: A pretrained VGG16 |
 # | 2 | `freeze_and_unfreeze` | 3 | Lesson 2: Freezing layers |
 # | 3 | `replace_head` | 3 | Lesson 3: Replacing the head |
-# | 4 | `build_transforms` | 3 | Lesson 4: Inputs |
+# | 4 | `build_transforms` | 3 | Lesson 4: Inputs, their size and their normalization |
 # | 5 | `make_optimizer` | 2 | Lesson 2: Freezing layers |
-# | 6 | `channel_stats` | 3 | Lesson 4: Inputs |
-# | 7 | `train_and_evaluate` | 3 | Lesson 5: Training |
+# | 6 | `channel_stats` | 3 | Lesson 4: Inputs, their size and their normalization |
+# | 7 | `train_and_evaluate` | 3 | Lesson 5: Training and evaluating |
 # | 8 | a written answer | 2 (graded by hand) | Lesson 2: Freezing layers |
 # | | **total** | **20** | |
 #
@@ -211,7 +211,7 @@ del _vgg, _resnet, _head
 #   `"cifar10"` or `"half"`. Do not type the numbers: the lecture's test
 #   transform had a typo in them (0.2255).
 #
-# See *Lesson 4: Inputs*.
+# See *Lesson 4: Inputs, their size and their normalization*.
 
 # %% nbgrader={"grade": false, "grade_id": "task4-answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def build_transforms(size, normalization="imagenet", augment=False):
@@ -310,7 +310,7 @@ del _small, _opt, _held
 #   per-channel sums (pixel count, sum, sum of squares) in `torch.float64`.
 # - Population standard deviation: divide by the number of pixels *N*, not *N - 1*.
 #
-# See *Lesson 4: Inputs*.
+# See *Lesson 4: Inputs, their size and their normalization*.
 
 # %% nbgrader={"grade": false, "grade_id": "task6-answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def channel_stats(loader):
@@ -369,7 +369,7 @@ del _images, _loader, _mean, _std
 #
 # Return `(losses, accuracy)`: the list of minibatch losses and the accuracy in
 # percent (0-100). The autograder checks that the loss falls on a small toy
-# problem. See *Lesson 5: Training*.
+# problem. See *Lesson 5: Training and evaluating*.
 
 # %% nbgrader={"grade": false, "grade_id": "task7-answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def train_and_evaluate(model, optimizer, train_loader, eval_loader, epochs=1):
