@@ -116,3 +116,26 @@ def test_a_few_steps_on_real_cifar10_reduce_the_loss(shared_data):
     first = sum(history.minibatch_loss[:per_epoch]) / per_epoch
     last = sum(history.minibatch_loss[-per_epoch:]) / per_epoch
     assert last < first - 0.05, (first, last)
+
+
+def test_final_table_labels_the_lecture_and_what_each_run_trained(capsys):
+    from solutions.run import print_table
+
+    run = {
+        "protocol": {"name": "corrected", "trainable": "fc"},
+        "valid_acc": [50.0, 60.0, 65.0],
+        "test_acc": 66.0,
+        "epoch_seconds": [10.0, 10.0, 10.0],
+        "total_seconds": 40.0,
+        "label": "corrected, 64 px, weights: random, data: CIFAR-10",
+        "device": "cpu",
+    }
+    print_table([run], get_protocol("corrected"))
+    rows = {line.split("  ")[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert "head only*" in rows["reported by the lecture: lecture-large"]
+    assert "84.90%" in rows["reported by the lecture: lecture-large"]
+    assert "all layers" in rows["reported by the lecture: scratch"]
+    measured = rows["this run: corrected (measured)"]
+    assert "fc6+fc7+head" in measured and "66.00%" in measured
+    # 40 s measured plus 47 more epochs at 10 s: 510 s.
+    assert "8.5 min (projected)" in measured
