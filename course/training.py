@@ -65,6 +65,10 @@ class History:
     epoch_seconds: list[float] = field(default_factory=list)
     batches_per_epoch: int = 0
     test_acc: float | None = None
+    # Class indices over the test split, in its order: a confusion matrix or a prediction
+    # grid comes from these without another pass over the test set.
+    test_predicted: list[int] | None = None
+    test_true: list[int] | None = None
     interrupted: bool = False
 
     @property
@@ -133,12 +137,13 @@ def predict(
     for inputs, labels in loader:
         with _autocast(device, True):
             logits = model(inputs.to(device, non_blocking=True))
-        predicted.append(logits.argmax(dim=1).cpu())
-        true.append(labels.cpu())
+        # Kept on the device: one transfer at the end, not one wait per batch.
+        predicted.append(logits.argmax(dim=1))
+        true.append(labels)
     model.train(was_training)
     if not predicted:
         return torch.empty(0, dtype=torch.long), torch.empty(0, dtype=torch.long)
-    return torch.cat(predicted), torch.cat(true)
+    return torch.cat(predicted).cpu(), torch.cat(true).cpu()
 
 
 @torch.inference_mode()
@@ -224,7 +229,9 @@ def train(
         return history
 
     if "test" in loaders:
-        history.test_acc = evaluate(model, loaders["test"], device)
+        predicted, true = predict(model, loaders["test"], device)
+        history.test_predicted, history.test_true = predicted.tolist(), true.tolist()
+        history.test_acc = 100.0 * (predicted == true).float().mean().item() if len(true) else None
         if config.verbose:
             print(f"Test accuracy: {history.test_acc:.2f}%")
     return history

@@ -26,7 +26,7 @@ from course.data import CIFAR10Splits, load_cifar10, make_loaders
 from course.errors import WeightsError
 from course.models import load_model, trainable_parameters
 from course.plots import plot_accuracy, plot_confusion_matrix, plot_minibatch_loss, plot_predictions
-from course.training import History, TrainConfig, pick_device, predict, train
+from course.training import History, TrainConfig, pick_device, train
 from solutions.protocols import PROTOCOLS, Protocol
 from solutions.transfer import (
     FC_LAYERS,
@@ -140,7 +140,7 @@ def run_protocol(protocol: Protocol, options: RunOptions | None = None) -> Path:
     if options.fast:
         from solutions.fast import train_protocol_fast
 
-        history, eval_model = train_protocol_fast(
+        history, _ = train_protocol_fast(
             protocol, splits, model, config, size=size, compile=options.compile
         )
         path_used = (
@@ -149,14 +149,14 @@ def run_protocol(protocol: Protocol, options: RunOptions | None = None) -> Path:
             else "fast: images held on the device, resized/cropped/normalized there per batch"
         )
     else:
-        history, eval_model = _train_plain(protocol, splits, model, config, size, options)
+        history = _train_plain(protocol, splits, model, config, size, options)
         path_used = "plain: every epoch runs the full model on transformed images"
     seconds = time.perf_counter() - started
 
     results = _results(protocol, options, splits, model, device, history, size, seconds)
     results["path"] = path_used
     (run_dir / "results.json").write_text(json.dumps(results, indent=2))
-    _plots(run_dir, protocol, splits, eval_model, history, size, results["label"])
+    _plots(run_dir, splits, history, results["label"])
     print_table([results], protocol)
     if protocol.pretrained and weights_label.startswith("random"):
         print(
@@ -179,7 +179,7 @@ def _train_plain(
     config: TrainConfig,
     size: int,
     options: RunOptions,
-) -> tuple[History, nn.Module]:
+) -> History:
     train_tf, eval_tf = build_transforms(size, protocol.normalization, augment=protocol.augment)
     loaders = make_loaders(
         splits,
@@ -190,7 +190,7 @@ def _train_plain(
         seed=config.seed,
     )
     optimizer = make_optimizer(model, lr=config.lr, momentum=config.momentum)
-    return train(model, optimizer, loaders, config), model
+    return train(model, optimizer, loaders, config)
 
 
 def _results(
@@ -247,26 +247,19 @@ def _results(
     }
 
 
-def _plots(
-    run_dir: Path,
-    protocol: Protocol,
-    splits: CIFAR10Splits,
-    model: nn.Module,
-    history: History,
-    size: int,
-    label: str,
-) -> None:
+def _plots(run_dir: Path, splits: CIFAR10Splits, history: History, label: str) -> None:
     plot_minibatch_loss(history, run_dir / "loss.png", title=f"Loss: {label}")
     plot_accuracy(history, run_dir / "accuracy.png", title=f"Accuracy: {label}")
-    _, eval_tf = build_transforms(size, protocol.normalization, augment=False)
-    loader = make_loaders(splits, eval_tf, eval_tf, batch_size=256)["test"]
-    predicted, true = predict(model, loader)
+    if history.test_predicted is None:  # interrupted before the test pass
+        return
+    # The predictions the test accuracy was computed from: same transform, no second pass.
+    predicted, true = history.test_predicted, history.test_true
     plot_confusion_matrix(predicted, true, run_dir / "confusion.png", title=f"Test set: {label}")
-    shown = torch.arange(min(15, len(true)))
+    shown = min(15, len(true))
     plot_predictions(
-        splits.test.images[shown],
-        predicted[shown],
-        true[shown],
+        splits.test.images[:shown],
+        predicted[:shown],
+        true[:shown],
         run_dir / "predictions.png",
         title=label,
     )

@@ -56,6 +56,10 @@ def test_loss_falls_and_history_is_complete():
     assert history.valid_acc[-1] > 90
     assert history.test_acc is not None and history.test_acc > 90
     assert not history.interrupted
+    # The test predictions are kept, in the split's order, and are what test_acc counts.
+    assert history.test_true == _blobs(80, 2).tensors[1].tolist()
+    hits = sum(p == t for p, t in zip(history.test_predicted, history.test_true, strict=True))
+    assert history.test_acc == pytest.approx(100 * hits / 80)
 
 
 def test_only_optimizer_parameters_change():
