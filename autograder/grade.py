@@ -30,7 +30,7 @@ from sqlalchemy.exc import SAWarning
 
 from autograder.coursedir import COURSE_ID, KERNEL_ENV, CourseDir
 from autograder.execution import grading_imports
-from autograder.intake import Intake, load_intake
+from autograder.intake import load_intake
 from autograder.limits import Limits, Sandbox, make_sandbox
 
 
@@ -369,8 +369,3 @@ def _make_writable(folder: Path) -> None:
     # nbgrader leaves its outputs read-only (0444); the parent replaces them on regrade.
     for path in folder.rglob("*"):
         path.chmod(0o755 if path.is_dir() else 0o644)
-
-
-def intake_of(course: CourseDir, student: str) -> Intake:
-    """The intake record of ``student`` (re-exported for the report)."""
-    return load_intake(course, student)
