@@ -46,6 +46,15 @@ def _stage(root: Path) -> None:
     # and the exercise source holds the solutions.
     for module in sorted(package.glob("*.py")):
         shutil.copy2(module, target / module.name)
+    # ... and its subpackages (folders with an __init__.py, e.g. course/models/).
+    subpackages = ["course"]
+    for init in sorted(package.glob("*/__init__.py")):
+        folder = init.parent
+        (target / folder.name).mkdir()
+        for module in sorted(folder.glob("*.py")):
+            shutil.copy2(module, target / folder.name / module.name)
+        subpackages.append(f"course.{folder.name}")
+    package_list = ", ".join(f'"{p}"' for p in subpackages)
     requirements = ",\n".join(f'    "{r}"' for r in student_requirements())
     (root / "pyproject.toml").write_text(
         f"""[build-system]
@@ -62,7 +71,7 @@ dependencies = [
 ]
 
 [tool.setuptools]
-packages = ["course"]
+packages = [{package_list}]
 """
     )
 

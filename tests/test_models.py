@@ -104,16 +104,16 @@ def test_a_buffer_the_file_cannot_fill_gets_a_real_initialization(
 ) -> None:
     # No torchvision classifier has a non-persistent buffer today; if one ever does, the
     # uninitialized fast path must not be used for it.
-    import course.models as models
+    from course.models import checkpoint_files
 
-    real_build = models._build_on_meta
+    real_build = checkpoint_files.try_build_on_meta
 
     def with_extra_buffer(name: str, kwargs: dict[str, object]) -> nn.Module | None:
         model = real_build(name, kwargs)
         model.register_buffer("scale", torch.ones(1, device="meta"), persistent=False)
         return model
 
-    monkeypatch.setattr(models, "_build_on_meta", with_extra_buffer)
+    monkeypatch.setattr(checkpoint_files, "try_build_on_meta", with_extra_buffer)
     path = tmp_path / "resnet18.pth"
     torch.save(resnet18_state, path)
     model = load_model("resnet18", path)
