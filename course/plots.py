@@ -45,7 +45,6 @@ def _show_figures_inline() -> None:
     """Let a notebook display our pyplot-free figures as images, with no magic needed."""
     try:
         from IPython import get_ipython
-        from IPython.core.pylabtools import print_figure
     except ImportError:
         return
     shell = get_ipython()
