@@ -152,7 +152,7 @@ def _naive(job: Job, protocol, model, optimizer, split) -> dict[str, Any]:
 
 def _fast(job: Job, protocol, model, optimizer, split) -> dict[str, Any]:
     from course.data import NORMALIZATIONS
-    from solutions.fast.features import cached_features, split_model
+    from course.features import cached_features, split_model
     from solutions.fast.gpu_data import BatchTransform, TensorLoader
 
     device = torch.device(job.device)

@@ -35,20 +35,34 @@ CHECKPOINT_NAME = "checkpoint.pt"
 
 @dataclass
 class TrainConfig:
-    """Settings for :func:`train`. Defaults are the lecture's unless a comment says otherwise."""
+    """Settings for :func:`train`. Defaults are the lecture's unless a comment says otherwise.
+
+    Every field changes what :func:`train` does; none is only documentation. The optimizer
+    fields (``lr``, ``momentum``, ``weight_decay``) build the optimizer when ``train`` is given
+    none, and are checked against the one it is given otherwise: set one to ``None`` to let
+    your optimizer decide (e.g. discriminative learning rates, or Adam without momentum).
+    ``batch_size`` is checked against the training loader the same way.
+    """
 
     epochs: int = 50  # the lecture trains every run for 50 epochs
-    batch_size: int = 256  # the lecture's; read by code that builds loaders, not by train()
-    lr: float = 0.01  # SGD learning rate used in all of the lecture's runs
-    momentum: float = 0.9  # the lecture's SGD momentum
-    weight_decay: float = 0.0  # the lecture uses none
+    # The lecture's is 256. None: whatever the train loader yields. A number: train() checks
+    # the train loader was built with it, so a config cannot claim a batch size it never used.
+    batch_size: int | None = None
+    lr: float | None = 0.01  # SGD learning rate used in all of the lecture's runs
+    momentum: float | None = 0.9  # the lecture's SGD momentum
+    weight_decay: float | None = 0.0  # the lecture uses none
     scheduler_factor: float = 0.1  # ReduceLROnPlateau(factor=0.1) as in the lecture
     scheduler_patience: int = 10  # PyTorch's default, which the lecture keeps
     seed: int = 123  # the lecture's seed, so splits and shuffles match across runs
     device: str = "auto"  # cuda, then mps, then cpu: the same notebook runs anywhere
-    bf16: bool = True  # autocast to bf16 on CUDA only; halves memory traffic, same accuracy
+    # bf16 autocast on CUDA only: halves memory traffic and needs no loss scaling (unlike
+    # fp16). Its effect on accuracy is not measured by this course; set False to compare.
+    bf16: bool = True
     progress: bool = True  # tqdm bars; turn off in tests and graded cells (they write stderr)
     verbose: bool = True  # one summary line per epoch, like the lecture's logs
+    # The lecture prints the loss every 50 minibatches. Here: on the progress bar when
+    # `progress`, else as a printed line when `verbose`; 0 = only the per-epoch line.
+    log_every: int = 50
     checkpoint_dir: Path | None = None  # where to save a checkpoint after every epoch
     eval_train: bool = False  # True re-evaluates the whole train split each epoch as the
     # lecture does (one extra forward pass); False reports the running accuracy of the epoch
@@ -118,8 +132,53 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)  # also seeds every CUDA device
 
 
-def _autocast(device: torch.device, enabled: bool):
-    # bf16 keeps float32's exponent range, so no loss scaling is needed, unlike fp16.
+def frozen_batchnorm(module: nn.Module) -> bool:
+    """True for a BatchNorm layer that has parameters and none of them trains."""
+    if not isinstance(module, nn.modules.batchnorm._NormBase):
+        return False
+    params = list(module.parameters(recurse=False))
+    return bool(params) and not any(p.requires_grad for p in params)
+
+
+def train_mode(model: nn.Module) -> nn.Module:
+    """Put ``model`` in training mode, except BatchNorm layers whose parameters are all frozen.
+
+    Why: in training mode a BatchNorm normalizes with the statistics of each batch and
+    overwrites its running statistics. A frozen pretrained layer must keep computing what it
+    computed on ImageNet; with batch statistics the features change every batch (for the
+    offline MobileNetV2, whose BatchNorm is folded into the convolutions, they are destroyed:
+    0% agreement with the original), and a feature cache would no longer be exact. So frozen
+    BatchNorm stays in eval mode, as "frozen" means. A BatchNorm that trains (or has no
+    parameters) follows the model. Dropout follows the model too, as in the lecture.
+    """
+    model.train()
+    for module in model.modules():
+        if frozen_batchnorm(module):
+            module.eval()
+    return model
+
+
+class _EvalMode:
+    """Eval mode inside a ``with`` block; afterwards every module gets its own mode back."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+        self.modes = {m: m.training for m in model.modules()}
+
+    def __enter__(self) -> nn.Module:
+        return self.model.eval()
+
+    def __exit__(self, *exc: object) -> None:
+        for module, mode in self.modes.items():
+            module.training = mode
+
+
+def autocast_for(device: torch.device, enabled: bool) -> Any:
+    """The forward pass's precision context: bf16 autocast on CUDA when ``enabled``, else none.
+
+    bf16 keeps float32's exponent range, so no loss scaling is needed, unlike fp16. On the
+    CPU nothing changes (CPU bf16 kernels are slower than float32 on most laptops).
+    """
     if enabled and device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return nullcontext()
@@ -131,16 +190,14 @@ def predict(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Return ``(predicted, true)`` class indices over a loader, on the CPU."""
     device = _model_device(model) if device is None else torch.device(device)
-    was_training = model.training
-    model.eval()
     predicted, true = [], []
-    for inputs, labels in loader:
-        with _autocast(device, True):
-            logits = model(inputs.to(device, non_blocking=True))
-        # Kept on the device: one transfer at the end, not one wait per batch.
-        predicted.append(logits.argmax(dim=1))
-        true.append(labels)
-    model.train(was_training)
+    with _EvalMode(model):
+        for inputs, labels in loader:
+            with autocast_for(device, True):
+                logits = model(inputs.to(device, non_blocking=True))
+            # Kept on the device: one transfer at the end, not one wait per batch.
+            predicted.append(logits.argmax(dim=1))
+            true.append(labels)
     if not predicted:
         return torch.empty(0, dtype=torch.long), torch.empty(0, dtype=torch.long)
     return torch.cat(predicted).cpu(), torch.cat(true).cpu()
@@ -150,18 +207,16 @@ def predict(
 def evaluate(model: nn.Module, loader: Iterable, device: torch.device | str | None = None) -> float:
     """Return the accuracy in percent of ``model`` over ``loader`` (eval mode, no grad)."""
     device = _model_device(model) if device is None else torch.device(device)
-    was_training = model.training
-    model.eval()
     # Hits are counted on the device: one transfer at the end, not one per batch.
     correct = torch.zeros((), dtype=torch.long, device=device)
     seen = 0
-    for inputs, labels in loader:
-        labels = labels.to(device, non_blocking=True)
-        with _autocast(device, True):
-            logits = model(inputs.to(device, non_blocking=True))
-        correct += (logits.argmax(dim=1) == labels).sum()
-        seen += labels.numel()
-    model.train(was_training)
+    with _EvalMode(model):
+        for inputs, labels in loader:
+            labels = labels.to(device, non_blocking=True)
+            with autocast_for(device, True):
+                logits = model(inputs.to(device, non_blocking=True))
+            correct += (logits.argmax(dim=1) == labels).sum()
+            seen += labels.numel()
     return 100.0 * correct.item() / seen if seen else float("nan")
 
 
@@ -172,7 +227,7 @@ def _model_device(model: nn.Module) -> torch.device:
 
 def train(
     model: nn.Module,
-    optimizer: torch.optim.Optimizer,
+    optimizer: torch.optim.Optimizer | None,
     loaders: Mapping[str, Iterable],
     config: TrainConfig | None = None,
     *,
@@ -181,8 +236,11 @@ def train(
     """Train ``model`` the lecture's way and return its :class:`History`.
 
     Args:
-        model: the network to train; only parameters the optimizer holds change.
-        optimizer: built over the trainable parameters (see the lessons).
+        model: the network to train; only parameters the optimizer holds change. BatchNorm
+            layers whose parameters are all frozen stay in eval mode (see :func:`train_mode`).
+        optimizer: built over the trainable parameters (see the lessons), or ``None``: SGD
+            over the trainable parameters with ``config``'s lr, momentum and weight decay.
+            When given, its settings must agree with ``config``'s (``None`` fields aside).
         loaders: ``"train"`` and ``"valid"`` are required; ``"test"`` is evaluated at the end.
         config: settings; :class:`TrainConfig` defaults are the lecture's.
         resume_from: a checkpoint file (or the folder holding ``checkpoint.pt``) to go on from.
@@ -190,6 +248,10 @@ def train(
 
     Ctrl-C stops cleanly: the model keeps the weights of the last finished epoch and the
     history says ``interrupted=True``.
+
+    Raises:
+        CourseError: a loader is missing, or ``config`` disagrees with the optimizer or with
+            the train loader's batch size (so no setting is silently ignored).
     """
     config = config or TrainConfig()
     for key in ("train", "valid"):
@@ -198,9 +260,14 @@ def train(
                 f"train() needs a {key!r} loader, but got only {sorted(loaders)}.",
                 'Pass loaders={"train": ..., "valid": ...} (course.data.make_loaders builds them).',
             )
+    _check_batch_size(loaders["train"], config)
     device = pick_device(config.device)
     seed_everything(config.seed)
     model.to(device)
+    if optimizer is None:
+        optimizer = _sgd_from(model, config)
+    else:
+        _check_optimizer(optimizer, config)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer, mode="max", factor=config.scheduler_factor, patience=config.scheduler_patience
     )
@@ -237,6 +304,60 @@ def train(
     return history
 
 
+# TrainConfig field -> the optimizer's param_group key it must agree with.
+_OPTIMIZER_FIELDS = {"lr": "lr", "momentum": "momentum", "weight_decay": "weight_decay"}
+
+
+def _sgd_from(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """SGD over the trainable parameters, with the config's (the lecture's) settings."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise CourseError(
+            "No parameter of the model is trainable, so train() has nothing to optimize.",
+            "Unfreeze the layers to train (e.g. the new head) before calling train().",
+        )
+    settings = {
+        key: value
+        for key, value in (
+            ("lr", config.lr if config.lr is not None else 0.01),
+            ("momentum", config.momentum),
+            ("weight_decay", config.weight_decay),
+        )
+        if value is not None
+    }
+    return torch.optim.SGD(params, **settings)
+
+
+def _check_optimizer(optimizer: torch.optim.Optimizer, config: TrainConfig) -> None:
+    """Every optimizer setting the config states must be the optimizer's own, in every group."""
+    for field_name, key in _OPTIMIZER_FIELDS.items():
+        wanted = getattr(config, field_name)
+        if wanted is None:
+            continue
+        found = sorted({group.get(key) for group in optimizer.param_groups}, key=str)
+        if found != [wanted]:
+            raise CourseError(
+                f"TrainConfig says {field_name}={wanted}, but the optimizer uses "
+                f"{key}={', '.join(map(str, found))}: one of the two would be ignored.",
+                f"Build the optimizer with {key}=config.{field_name}, or pass optimizer=None "
+                f"to let train() build SGD from the config, or set TrainConfig({field_name}="
+                "None) when the optimizer decides (e.g. one learning rate per layer group).",
+            )
+
+
+def _check_batch_size(loader: Iterable, config: TrainConfig) -> None:
+    """A config that states a batch size must match the train loader's."""
+    found = getattr(loader, "batch_size", None)
+    if config.batch_size is None or found is None or found == config.batch_size:
+        return
+    raise CourseError(
+        f"TrainConfig says batch_size={config.batch_size}, but the train loader yields "
+        f"batches of {found}.",
+        "Build the loaders with batch_size=config.batch_size (course.data.make_loaders), "
+        "or leave TrainConfig.batch_size at None.",
+    )
+
+
 def _run_epoch(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -252,11 +373,12 @@ def _run_epoch(
     from tqdm import tqdm
 
     start = time.perf_counter()
-    model.train()
+    train_mode(model)
     # Losses and hits stay on the device; one transfer per epoch keeps the GPU busy.
     losses: list[torch.Tensor] = []
     correct = torch.zeros((), dtype=torch.long, device=device)
     seen = 0
+    total = f"{len(loaders['train']):04d}" if hasattr(loaders["train"], "__len__") else "?"
     bar = tqdm(
         loaders["train"],
         desc=f"epoch {epoch + 1}/{config.epochs}",
@@ -266,7 +388,7 @@ def _run_epoch(
     for inputs, labels in bar:
         inputs = inputs.to(device, non_blocking=True)
         labels = labels.to(device, non_blocking=True)
-        with _autocast(device, config.bf16):
+        with autocast_for(device, config.bf16):
             logits = model(inputs)
             loss = loss_fn(logits.float(), labels)
         optimizer.zero_grad(set_to_none=True)
@@ -275,8 +397,14 @@ def _run_epoch(
         losses.append(loss.detach())
         correct += (logits.argmax(dim=1) == labels).sum()
         seen += labels.numel()
-        if config.progress and len(losses) % 50 == 0:
-            bar.set_postfix(loss=f"{loss.item():.3f}")
+        if config.log_every and len(losses) % config.log_every == 0:
+            if config.progress:
+                bar.set_postfix(loss=f"{loss.item():.3f}")
+            elif config.verbose:
+                print(
+                    f"Epoch {epoch + 1:03d}/{config.epochs:03d} | "
+                    f"Batch {len(losses):04d}/{total} | Loss {loss.item():.4f}"
+                )
     bar.close()
 
     history.minibatch_loss.extend(torch.stack(losses).float().cpu().tolist() if losses else [])

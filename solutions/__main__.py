@@ -8,7 +8,7 @@ from pathlib import Path
 
 from course.errors import CourseError
 from solutions.protocols import PROTOCOLS, get_protocol
-from solutions.run import RunOptions, demo_options, run_protocol, with_overrides
+from solutions.run import ARCHES, RunOptions, run_protocol
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -20,22 +20,36 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser(
         "demo",
-        help="offline end-to-end demo: the corrected protocol on a small subset (minutes on a CPU)",
+        help="offline demo of transfer: a linear probe on pretrained vs random features of "
+        "the best network found, on a real CIFAR-10 subset (minutes on a CPU)",
     )
-    demo.add_argument("--epochs", type=int, default=3)
+    demo.add_argument("--epochs", type=int, default=30, help="epochs of the head (cached)")
     demo.add_argument("--subset", type=int, default=100, help="images per class in each split")
+    demo.add_argument("--batch-size", type=int, default=64)
     demo.add_argument("--out", type=Path, default=Path("runs"))
     demo.add_argument("--data", help="a CIFAR-10 folder, zip or torchvision root")
+    demo.add_argument("--no-contrast", action="store_true", help="skip the random-weights run")
 
     run = sub.add_parser("run", help="run one protocol")
     run.add_argument("--protocol", required=True, choices=sorted(PROTOCOLS))
+    run.add_argument(
+        "--arch",
+        default="vgg16",
+        choices=ARCHES,
+        help="network of the pretrained protocols (mobilenet_v2: the offline ImageNet one)",
+    )
     run.add_argument("--epochs", type=int, default=50, help="default: the lecture's 50")
     run.add_argument("--subset", type=int, help="images per class in each split (quick runs)")
     run.add_argument("--size", type=int, help="override the protocol's input size")
     run.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cuda, cpu, ...")
     run.add_argument("--weights", help="imagenet, random, auto (imagenet if cached) or a .pth file")
     run.add_argument("--data", help='a CIFAR-10 folder, zip, torchvision root, or "synthetic"')
-    run.add_argument("--batch-size", type=int, default=256)
+    run.add_argument(
+        "--batch-size",
+        type=int,
+        default=256,
+        help="training, evaluation and feature-cache batch size (memory grows with it)",
+    )
     run.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
     run.add_argument("--seed", type=int, default=123)
     run.add_argument("--out", type=Path, default=Path("runs"))
@@ -43,6 +57,7 @@ def _parser() -> argparse.ArgumentParser:
         "--fast", action="store_true", help="cached features when exact, device-held data always"
     )
     run.add_argument("--compile", action="store_true", help="torch.compile (with --fast)")
+    run.add_argument("--cut", help="with --fast: cache the input of this module, e.g. features[17]")
     run.add_argument("--checkpoint", action="store_true", help="save a checkpoint every epoch")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -59,13 +74,22 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         if args.command == "demo":
-            options = with_overrides(
-                demo_options(args.out, args.epochs, args.subset), data=args.data
+            from solutions.demo import DemoSettings, run_demo
+
+            run_demo(
+                DemoSettings(
+                    subset=args.subset,
+                    epochs=args.epochs,
+                    batch_size=args.batch_size,
+                    out=args.out,
+                    data=args.data,
+                    contrast=not args.no_contrast,
+                )
             )
-            run_protocol(get_protocol("corrected"), options)
         else:
             options = RunOptions(
                 epochs=args.epochs,
+                arch=args.arch,
                 subset=args.subset,
                 size=args.size,
                 device=args.device,
@@ -79,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
                 compile=args.compile,
                 checkpoint=args.checkpoint,
                 progress=not args.no_progress,
+                cut=args.cut,
             )
             run_protocol(get_protocol(args.protocol), options)
     except CourseError as err:

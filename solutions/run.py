@@ -14,7 +14,7 @@ import os
 import platform
 import sys
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +23,13 @@ import torchvision
 from torch import nn
 
 from course.data import CIFAR10Splits, load_cifar10, make_loaders
-from course.errors import WeightsError
+from course.errors import CourseError, WeightsError
 from course.models import load_model, trainable_parameters
 from course.plots import plot_accuracy, plot_confusion_matrix, plot_minibatch_loss, plot_predictions
+from course.quick import machine_label
 from course.training import History, TrainConfig, pick_device, train
-from solutions.protocols import PROTOCOLS, Protocol
+from solutions.lecture_vgg16 import LectureVGG16
+from solutions.protocols import PROTOCOLS, Protocol, normalization_for
 from solutions.transfer import (
     FC_LAYERS,
     build_transforms,
@@ -40,19 +42,29 @@ from solutions.transfer import (
 
 NUM_CLASSES = 10
 
+#: Networks the pretrained protocols run on: the lecture's VGG16, and the offline ImageNet
+#: MobileNetV2 (``../shared/data/mobilenet-v2-imagenet``) for machines without VGG16's weights.
+ARCHES = ("vgg16", "mobilenet_v2")
+
+#: Where each network's "last block" starts (protocol ``last-block``): VGG16's conv5 block
+#: (features[24:], then fc6/fc7 train too), MobileNetV2's last inverted residual and its
+#: final 1x1 convolution (features[17:]).
+LAST_BLOCK = {"vgg16": 24, "mobilenet_v2": 17}
+
 
 @dataclass
 class RunOptions:
     """What a run may change about a protocol. ``None`` keeps the protocol's own choice."""
 
     epochs: int = 50  # the lecture's
+    arch: str = "vgg16"  # the network of the pretrained protocols (see ARCHES)
     subset: int | None = None  # images per class in each split; None = the full splits
     size: int | None = None  # override the input size (the demo uses 64 px on the CPU)
     device: str = "auto"
     weights: str | None = None  # "imagenet", "random", "auto" or a file; None = protocol's
     data: str | None = None  # a CIFAR-10 source, "synthetic", or None to search
     allow_synthetic: bool = False  # fall back to synthetic data when no CIFAR-10 is found
-    batch_size: int = 256  # the lecture's
+    batch_size: int = 256  # the lecture's; also bounds memory (cache build and evaluation)
     num_workers: int = 0
     seed: int = 123  # the lecture's
     out: Path = Path("runs")
@@ -60,6 +72,8 @@ class RunOptions:
     compile: bool = False  # torch.compile the trained network (fast path; pays off on a GPU)
     progress: bool = True
     checkpoint: bool = False  # VGG16 checkpoints are ~0.5 GB each: opt in
+    cut: str | None = None  # fast path: cache the input of this module (share caches)
+    quiet_table: bool = False  # skip the table beside the lecture's figures (the demo)
 
 
 def resolve_weights(protocol: Protocol, requested: str | None) -> str:
@@ -75,58 +89,93 @@ def resolve_weights(protocol: Protocol, requested: str | None) -> str:
     return requested or "imagenet"
 
 
-def _load_vgg16(weights: str) -> nn.Module:
+def _load(arch: str, weights: str) -> nn.Module:
     if weights != "auto":
-        return load_model("vgg16", weights)
+        return load_model(arch, weights)
     try:
-        return load_model("vgg16", "imagenet", offline=True)
+        return load_model(arch, "imagenet", offline=True)
     except WeightsError:
-        return load_model("vgg16", "random")
+        return load_model(arch, "random")
 
 
-def prepare_model(protocol: Protocol, weights: str) -> nn.Module:
-    """VGG16 with a 10-way head and exactly the protocol's parameters trainable."""
-    model = _load_vgg16(weights)
+def prepare_model(protocol: Protocol, weights: str, arch: str = "vgg16") -> nn.Module:
+    """The protocol's network with a 10-way head and exactly its parameters trainable.
+
+    ``scratch`` is the lecture's own VGG16 (``solutions.lecture_vgg16``) whatever ``arch``
+    says: that is the network its 84.58% was measured on.
+
+    Raises:
+        CourseError: ``arch`` is unknown, or the protocol names layers ``arch`` lacks.
+    """
+    if protocol.trainable == "all":
+        return LectureVGG16(NUM_CLASSES)
+    if arch not in ARCHES:
+        raise CourseError(
+            f"Unknown network {arch!r} for the pretrained protocols.",
+            f"Use one of: {', '.join(ARCHES)}.",
+        )
+    if arch != "vgg16" and protocol.trainable in ("lecture-bug", "fc"):
+        raise CourseError(
+            f"The {protocol.name!r} protocol trains VGG16's fc6 and fc7; {arch} has no such "
+            "layers.",
+            f"Run it with --arch vgg16, or run linear-probe or last-block on {arch}.",
+        )
+    model = _load(arch, weights)
     if protocol.trainable == "lecture-bug":
         return lecture_unfreeze(model)  # freezes, replaces the head, then the lecture's no-op
-    if protocol.trainable == "all":
-        return replace_head(model, NUM_CLASSES)
     freeze_backbone(model)
     replace_head(model, NUM_CLASSES)  # the new head is created trainable
-    if protocol.trainable == "fc":
+    if protocol.trainable in ("fc", "last-block") and arch == "vgg16":
         unfreeze(model, FC_LAYERS)
+    if protocol.trainable == "last-block":
+        model.features[LAST_BLOCK[arch] :].requires_grad_(True)
     return model
 
 
 def describe_device(device: torch.device) -> str:
-    """A human name for the device: the GPU's model, or the CPU and its core count."""
+    """A human name for the device: the GPU's model, or the CPU's model and its core count."""
     if device.type == "cuda":
         return f"cuda: {torch.cuda.get_device_name(device)}"
-    return f"{device.type}: {platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+    return f"{device.type}: {machine_label().split(' | ')[0]}"
 
 
-def run_protocol(protocol: Protocol, options: RunOptions | None = None) -> Path:
-    """Train ``protocol`` as ``options`` say; write results and plots; return the run folder."""
+def load_average() -> str:
+    """The 1/5/15-minute load average, for timings measured on a shared machine."""
+    try:
+        return "/".join(f"{x:.1f}" for x in os.getloadavg())
+    except OSError:
+        return "unknown"
+
+
+def run_protocol(
+    protocol: Protocol, options: RunOptions | None = None, splits: CIFAR10Splits | None = None
+) -> Path:
+    """Train ``protocol`` as ``options`` say; write results and plots; return the run folder.
+
+    The first and the last line printed name the data, the weights and the machine.
+    ``splits``: data loaded already (the demo loads it once for two runs); ``None`` loads it
+    as ``options`` say.
+    """
     options = options or RunOptions()
     size = options.size or protocol.size
     weights = resolve_weights(protocol, options.weights)
     device = pick_device(options.device)
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    run_dir = Path(options.out) / f"{protocol.name}-{stamp}"
-    run_dir.mkdir(parents=True, exist_ok=True)
+    arch = "lecture VGG16" if protocol.trainable == "all" else options.arch
+    run_dir = Path(options.out) / f"{protocol.name}-{_slug(arch)}-{stamp}"
 
-    splits = load_cifar10(
+    started = time.perf_counter()
+    splits = splits or load_cifar10(
         options.data,
         subset=options.subset,
         seed=options.seed,
         allow_synthetic=options.allow_synthetic,
     )
-    print(f"data:    {splits.source}")
     torch.manual_seed(options.seed)  # random init (head, or all of VGG16) is seeded too
-    model = prepare_model(protocol, weights)
+    model = prepare_model(protocol, weights, options.arch)
     weights_label = getattr(model, "weights_label", "unknown")
-    print(f"weights: {weights_label}")
-    print(f"run:     {protocol.name} at {size} px on {describe_device(device)}")
+    print(_identity_line(f"run {protocol.name} ({arch}, {size} px)", splits, weights_label))
+    run_dir.mkdir(parents=True, exist_ok=True)
 
     config = TrainConfig(
         epochs=options.epochs,
@@ -136,12 +185,11 @@ def run_protocol(protocol: Protocol, options: RunOptions | None = None) -> Path:
         progress=options.progress,
         checkpoint_dir=run_dir / "checkpoints" if options.checkpoint else None,
     )
-    started = time.perf_counter()
     if options.fast:
         from solutions.fast import train_protocol_fast
 
         history, _ = train_protocol_fast(
-            protocol, splits, model, config, size=size, compile=options.compile
+            protocol, splits, model, config, size=size, compile=options.compile, cut=options.cut
         )
         path_used = (
             "fast: frozen features cached once, trainable tail trained from the cache"
@@ -153,23 +201,46 @@ def run_protocol(protocol: Protocol, options: RunOptions | None = None) -> Path:
         path_used = "plain: every epoch runs the full model on transformed images"
     seconds = time.perf_counter() - started
 
-    results = _results(protocol, options, splits, model, device, history, size, seconds)
+    results = _results(protocol, options, splits, model, device, history, size, seconds, config)
     results["path"] = path_used
     (run_dir / "results.json").write_text(json.dumps(results, indent=2))
     _plots(run_dir, splits, history, results["label"])
-    print_table([results], protocol)
+    if not options.quiet_table:
+        print_table([results], protocol)
     if protocol.pretrained and weights_label.startswith("random"):
         print(
             "note:    these weights are random: the frozen layers compute random features, so\n"
-            "         this run shows the pipeline at work, not transfer learning (expect accuracy\n"
-            "         far below the lecture's). Put vgg16-397923af.pth in torchvision's cache\n"
-            "         (see README) for the real run."
+            "         this run shows the pipeline at work, not transfer learning. Put\n"
+            "         vgg16-397923af.pth in torchvision's cache, or ../shared/data/mobilenet-v2-\n"
+            "         imagenet beside the checkout (see README), for pretrained features."
         )
-    print(f"data:    {splits.source}")
-    print(f"weights: {weights_label}")
-    print(f"results: {run_dir / 'results.json'}")
-    print(f"plots:   {run_dir}/*.png")
+    print(f"results: {run_dir / 'results.json'} (+ plots *.png); {seconds:.0f} s")
+    print(_identity_line(f"done: test {_pct(history.test_acc)}", splits, weights_label))
     return run_dir
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-")
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}%"
+
+
+def data_summary(splits: CIFAR10Splits) -> str:
+    """Real or synthetic, which copy, and how many images: one short phrase."""
+    sizes = "/".join(str(len(getattr(splits, n).labels)) for n in ("train", "valid", "test"))
+    if splits.synthetic:
+        return f"synthetic images, NOT CIFAR-10 ({sizes} train/valid/test)"
+    copy = "JPEG copy of CIFAR-10" if "jpeg" in splits.source.lower() else "CIFAR-10"
+    return f"{copy} ({sizes} train/valid/test)"
+
+
+def _identity_line(what: str, splits: CIFAR10Splits, weights_label: str) -> str:
+    return (
+        f"{what} | data: {data_summary(splits)} | weights: {weights_label} | "
+        f"machine: {machine_label()}"
+    )
 
 
 def _train_plain(
@@ -180,7 +251,8 @@ def _train_plain(
     size: int,
     options: RunOptions,
 ) -> History:
-    train_tf, eval_tf = build_transforms(size, protocol.normalization, augment=protocol.augment)
+    _, mean, std = normalization_for(protocol, model)
+    train_tf, eval_tf = build_transforms(size, (mean, std), augment=protocol.augment)
     loaders = make_loaders(
         splits,
         train_tf,
@@ -189,7 +261,10 @@ def _train_plain(
         num_workers=options.num_workers,
         seed=config.seed,
     )
-    optimizer = make_optimizer(model, lr=config.lr, momentum=config.momentum)
+    # The config's optimizer settings, all of them: the plain and the fast path train alike.
+    optimizer = make_optimizer(
+        model, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+    )
     return train(model, optimizer, loaders, config)
 
 
@@ -202,15 +277,27 @@ def _results(
     history: History,
     size: int,
     seconds: float,
+    config: TrainConfig,
 ) -> dict[str, Any]:
     synthetic = splits.synthetic
     weights_label = getattr(model, "weights_label", "unknown")
-    label = f"{protocol.name}, {size} px, weights: {weights_label}, data: " + (
+    network = "lecture's VGG16" if protocol.trainable == "all" else options.arch
+    label = f"{protocol.name}, {network}, {size} px, weights: {weights_label}, data: " + (
         "synthetic" if synthetic else "CIFAR-10"
     )
+    norm_name, mean, std = normalization_for(protocol, model)
     return {
         "label": label,
         "protocol": asdict(protocol),
+        "network": network,
+        "trained": _TRAINS[protocol.trainable],
+        "normalization": {"name": norm_name, "mean": list(mean), "std": list(std)},
+        "optimizer": {
+            "name": "SGD",
+            "lr": config.lr,
+            "momentum": config.momentum,
+            "weight_decay": config.weight_decay,
+        },
         "size": size,
         "size_is_protocol_default": size == protocol.size,
         "trainable_parameters": trainable_parameters(model),
@@ -235,7 +322,12 @@ def _results(
         "minibatch_loss": history.minibatch_loss,
         "batches_per_epoch": history.batches_per_epoch,
         "device": describe_device(device),
-        "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count()},
+        "machine": {
+            "platform": platform.platform(),
+            "cpu_count": os.cpu_count(),
+            "description": machine_label(),
+            "load_average_at_end": load_average(),
+        },
         "torch": torch.__version__,
         "torchvision": torchvision.__version__,
         "python": platform.python_version(),
@@ -273,6 +365,7 @@ _TRAINS = {
     "lecture-bug": "head only*",
     "head": "head only",
     "fc": "fc6+fc7+head",
+    "last-block": "last block+head",
     "all": "all layers",
 }
 
@@ -290,7 +383,7 @@ def _lecture_rows() -> list[tuple[str, Protocol]]:
 def print_table(runs: list[dict[str, Any]], protocol: Protocol) -> None:
     """Print measured runs below the lecture's reported figures, each labelled as what it is."""
     header = (
-        f"{'run':<44} {'trains':<13} {'val acc ep 1/2/3':<20} {'test acc':>9} {'50 epochs':>13}"
+        f"{'run':<44} {'trains':<15} {'val acc ep 1/2/3':<20} {'test acc':>9} {'50 epochs':>13}"
     )
     print()
     print(header)
@@ -299,7 +392,7 @@ def print_table(runs: list[dict[str, Any]], protocol: Protocol) -> None:
         lecture = reported.lecture
         val = " / ".join(f"{v:.1f}" for v in lecture.valid_acc_first_epochs)
         print(
-            f"{name:<44} {_TRAINS[reported.trainable]:<13} {val:<20} "
+            f"{name:<44} {_TRAINS[reported.trainable]:<15} {val:<20} "
             f"{lecture.test_acc:>8.2f}% {lecture.minutes_50_epochs:>9.1f} min"
         )
     for run in runs:
@@ -314,7 +407,7 @@ def print_table(runs: list[dict[str, Any]], protocol: Protocol) -> None:
         )
         print(
             f"{'this run: ' + run['protocol']['name'] + ' (measured)':<44} "
-            f"{_TRAINS[run['protocol']['trainable']]:<13} {val:<20} {test:>9} "
+            f"{_TRAINS[run['protocol']['trainable']]:<15} {val:<20} {test:>9} "
             f"{_fmt_minutes(projected):>9} (projected)"
         )
         print(f"  {run['label']}; {run['device']}")
@@ -323,23 +416,3 @@ def print_table(runs: list[dict[str, Any]], protocol: Protocol) -> None:
         "files.\n* the lecture's freezing code changed no parameter: those runs were linear probes."
     )
     print()
-
-
-def demo_options(out: Path = Path("runs"), epochs: int = 3, subset: int = 100) -> RunOptions:
-    """The README's main job: the corrected protocol on a small subset, offline, on 2 CPU cores."""
-    return RunOptions(
-        epochs=epochs,
-        subset=subset,
-        size=64,  # 224 px costs 12x the compute: far too slow for a CPU demo
-        weights="auto",
-        allow_synthetic=True,
-        fast=True,
-        out=out,
-        num_workers=0,
-        batch_size=64,  # small subsets: more steps per epoch so the loss visibly falls
-    )
-
-
-def with_overrides(options: RunOptions, **changes: Any) -> RunOptions:
-    """A copy of ``options`` with the given fields changed (``None`` values ignored)."""
-    return replace(options, **{k: v for k, v in changes.items() if v is not None})

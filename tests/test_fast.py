@@ -11,8 +11,8 @@ from torch import nn
 from torchvision.transforms.v2 import functional as F
 
 from course.data import NORMALIZATIONS, synthetic_cifar10
+from course.features import cached_features, split_model
 from course.training import TrainConfig
-from solutions.fast.features import cached_features, split_model
 from solutions.fast.gpu_data import CROP_PAD, BatchTransform, TensorLoader, crop_each
 from solutions.fast.tiny import TinyVGG
 from solutions.protocols import Protocol
@@ -147,11 +147,49 @@ def test_nothing_to_cache_when_every_layer_trains() -> None:
     assert split_model(_tiny("all")) is None
 
 
-def test_a_frozen_batchnorm_ends_the_cacheable_prefix() -> None:
+def test_a_frozen_batchnorm_stays_in_the_prefix_and_a_trained_one_ends_it() -> None:
+    from course.training import train_mode
+
     model = _tiny("head")
     model.features.insert(1, nn.BatchNorm2d(8).requires_grad_(False))
+    model.features[1].running_mean.uniform_(-1, 1)  # pretrained-like statistics
+    parts = split_model(model)
+    assert parts is not None and parts.cut == "classifier[2]"  # the frozen BN is inside
+    # In course.training's train mode (frozen BN in eval mode) the halves are the model.
+    x = torch.randn(4, 3, 40, 40)
+    train_mode(model)
+    torch.manual_seed(3)
+    whole = model(x)
+    torch.manual_seed(3)
+    assert torch.equal(parts.tail(parts.prefix(x)), whole)
+    model.features[1].requires_grad_(True)  # a BN that trains: batch statistics, no cache
     parts = split_model(model)
     assert parts is not None and parts.cut == "features[1]"
+
+
+def test_mobilenet_v2_is_cut_before_its_dropout_or_its_last_blocks() -> None:
+    from torchvision.models import mobilenet_v2
+
+    torch.manual_seed(0)
+    model = mobilenet_v2(weights=None).requires_grad_(False)  # random init: nothing downloaded
+    model.classifier[1] = nn.Linear(1280, 10)
+    probe = split_model(model)
+    assert probe is not None and probe.cut == "classifier[0]"  # Dropout(0.2) starts the tail
+    x = torch.randn(2, 3, 64, 64)
+    model.eval()
+    with torch.inference_mode():
+        assert probe.prefix(x).shape == (2, 1280)
+        torch.testing.assert_close(probe.tail(probe.prefix(x)), model(x))
+    # Cutting earlier on purpose: the probe can share the last-block run's cache.
+    early = split_model(model, at="features[17]")
+    assert early is not None and early.cut == "features[17]"
+    model.features[17:].requires_grad_(True)
+    last = split_model(model)
+    assert last is not None and last.cut == "features[17]"
+    with pytest.raises(ValueError, match="features\\[17\\] comes first"):
+        split_model(model, at="features[18]")
+    with pytest.raises(ValueError, match="no module called"):
+        split_model(model, at="layer4")
 
 
 def test_real_vgg16_cuts_at_fc6_relu_for_a_probe_and_at_pool5_for_fc() -> None:
@@ -298,7 +336,8 @@ def test_augmented_protocol_trains_without_a_cache(tmp_path: Path, monkeypatch) 
 def test_fast_image_path_matches_the_plain_lecture_loaders_when_nothing_is_random() -> None:
     """Device-held images, transformed per batch, train like DataLoader + per-image transforms.
 
-    Dropout off and no shuffling, so both runs see the same batches in the same order.
+    Dropout off; shuffling on: one seed gives one shuffle on both paths, so both runs see the
+    same batches in the same order and compute the same losses.
     """
     from course.data import make_loaders
     from course.training import train
@@ -311,10 +350,9 @@ def test_fast_image_path_matches_the_plain_lecture_loaders_when_nothing_is_rando
     fast_model = _tiny("all", dropout=0.0)
     plain_model = copy.deepcopy(fast_model)
     fast = image_loaders(splits, protocol, 40, config, torch.device("cpu"))
-    fast["train"].shuffle = False
     train_tf, eval_tf = build_transforms(40, "imagenet")
-    plain = make_loaders(splits, train_tf, eval_tf, batch_size=32)
-    plain["train"] = torch.utils.data.DataLoader(plain["train"].dataset, batch_size=32)
+    plain = make_loaders(splits, train_tf, eval_tf, batch_size=32, seed=config.seed)
+    assert fast["train"].shuffle and plain["train"].sampler.__class__.__name__ == "RandomSampler"
     h_fast = train(fast_model, make_optimizer(fast_model, lr=0.05), fast, config)
     h_plain = train(plain_model, make_optimizer(plain_model, lr=0.05), plain, config)
     torch.testing.assert_close(h_fast.minibatch_loss, h_plain.minibatch_loss, rtol=1e-5, atol=1e-6)
@@ -343,6 +381,80 @@ def test_the_lecture_protocols_with_a_frozen_backbone_train_from_the_cache(
     assert sorted(h["split"] for h in headers) == ["test", "train", "valid"]
     assert {h["shape"][1] for h in headers} == {dim}
     assert {h["dtype"] for h in headers} == {"bfloat16"}
+
+
+@pytest.mark.parametrize("augment", [False, True])
+def test_one_seed_gives_one_shuffle_on_the_plain_and_the_fast_path(augment: bool) -> None:
+    """The same --seed: the same images in the same batches, epoch after epoch, on both paths.
+
+    With random crops too: the fast path draws its crops from a separate per-epoch stream,
+    so the shuffle stream stays the DataLoader's.
+    """
+    from course.data import make_loaders
+    from solutions.fast import image_loaders
+    from solutions.transfer import build_transforms
+
+    splits = synthetic_cifar10(per_class=7, seed=3)  # 70 images: a short last batch
+    config = _config(batch_size=16, seed=11)
+    protocol = _protocol("head", augment=augment)
+    fast = image_loaders(splits, protocol, 40, config, torch.device("cpu"))["train"]
+    train_tf, eval_tf = build_transforms(40, "imagenet", augment=augment)
+    plain = make_loaders(splits, train_tf, eval_tf, batch_size=16, seed=11)["train"]
+    for _ in range(3):
+        fast_batches = [labels.tolist() for _, labels in fast]
+        plain_batches = [labels.tolist() for _, labels in plain]
+        assert fast_batches == plain_batches
+    # Another seed, another shuffle.
+    cpu = torch.device("cpu")
+    other = image_loaders(splits, protocol, 40, _config(batch_size=16, seed=12), cpu)["train"]
+    assert [y.tolist() for _, y in other] != fast_batches
+
+
+def test_the_cache_build_and_evaluation_use_the_configured_batch_size(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """Memory follows --batch-size: no fixed 256 for the build, no 1024 for evaluation."""
+    import json
+
+    from course.features import split_model as split
+    from solutions.fast import feature_loaders
+
+    monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path))
+    splits = synthetic_cifar10(per_class=4, seed=3)
+    config = _config(batch_size=8)
+    loaders = feature_loaders(
+        split(_tiny("head")), splits, _protocol("head"), 40, config, torch.device("cpu"), "float32"
+    )
+    assert {loader.batch_size for loader in loaders.values()} == {8}
+    headers = [json.loads(p.read_text()) for p in (tmp_path / "features").glob("*/header.json")]
+    assert len(headers) == 3 and {h["batch_size"] for h in headers} == {8}
+
+
+def test_extract_features_and_cached_loaders_for_lessons(tmp_path: Path) -> None:
+    """The lessons' calls: features equal the prefix's output; loaders shuffle like make_loaders."""
+    from course.data import make_loaders
+    from course.features import cached_loaders, extract_features
+
+    splits = synthetic_cifar10(per_class=5, seed=3)
+    parts = split_model(_tiny("head"))
+    feats = extract_features(
+        parts.prefix, splits.train, size=40, mean=MEAN, std=STD, batch_size=7, root=tmp_path
+    )
+    with torch.inference_mode():
+        exact = parts.prefix.eval()(BatchTransform(40, MEAN, STD)(splits.train.images))
+    assert feats.dtype == torch.float32
+    torch.testing.assert_close(feats, exact, rtol=1e-6, atol=1e-6)
+    loaders = cached_loaders(
+        parts.prefix, splits, size=40, mean=MEAN, std=STD, batch_size=16, seed=5, root=tmp_path
+    )
+    plain = make_loaders(splits, None, None, batch_size=16, seed=5)
+    for _ in range(2):
+        assert [y.tolist() for _, y in loaders["train"]] == [y.tolist() for _, y in plain["train"]]
+    valid = torch.cat([x for x, _ in loaders["valid"]])  # in order, float32
+    expected = extract_features(
+        parts.prefix, splits.valid, size=40, mean=MEAN, std=STD, root=tmp_path
+    )
+    torch.testing.assert_close(valid, expected, rtol=1e-6, atol=1e-6)
 
 
 def test_channels_last_batches_hold_the_same_values() -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import warnings
 
 import pytest
 import torch
@@ -10,7 +12,16 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from course.errors import CourseError
-from course.training import History, TrainConfig, evaluate, pick_device, predict, train
+from course.training import (
+    History,
+    TrainConfig,
+    autocast_for,
+    evaluate,
+    pick_device,
+    predict,
+    train,
+    train_mode,
+)
 
 
 def _blobs(n: int = 240, seed: int = 0) -> TensorDataset:
@@ -37,7 +48,7 @@ def _model() -> nn.Module:
 
 
 def _config(**overrides) -> TrainConfig:
-    base = dict(epochs=4, lr=0.05, device="cpu", progress=False, verbose=False)
+    base = dict(epochs=4, lr=0.05, device="cpu", progress=False, verbose=False, batch_size=32)
     base.update(overrides)
     return TrainConfig(**base)
 
@@ -66,8 +77,7 @@ def test_only_optimizer_parameters_change():
     model = _model()
     frozen = model[0].weight.detach().clone()
     model[0].requires_grad_(False)
-    opt = torch.optim.SGD(model[3].parameters(), lr=0.05, momentum=0.9)
-    train(model, opt, _loaders(), _config(epochs=1))
+    train(model, None, _loaders(), _config(epochs=1))  # train() builds SGD: trainable only
     assert torch.equal(model[0].weight, frozen)
 
 
@@ -103,7 +113,7 @@ def test_checkpoint_then_resume_matches_uninterrupted_run(tmp_path):
 
 def test_resume_from_missing_checkpoint_names_the_file(tmp_path):
     model = _model()
-    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     with pytest.raises(CourseError, match="No checkpoint at"):
         train(model, opt, _loaders(), _config(), resume_from=tmp_path / "nowhere")
 
@@ -163,10 +173,133 @@ def test_evaluate_and_predict_agree():
 
 def test_missing_loader_and_bad_device_are_explained():
     model = _model()
-    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     with pytest.raises(CourseError, match="'valid' loader"):
         train(model, opt, {"train": _loaders()["train"]}, _config())
     if not torch.cuda.is_available():
         with pytest.raises(CourseError, match="no CUDA GPU"):
             pick_device("cuda")
     assert pick_device("cpu").type == "cpu"
+
+
+# --- every TrainConfig field does something ----------------------------------------------------
+
+
+def _run(capsys, tmp_path, **changes) -> tuple[History, str, str, nn.Module]:
+    """Train with train() building the optimizer from the config; return what is observable."""
+    model = _model()
+    base = dict(epochs=2, scheduler_patience=0, checkpoint_dir=None)
+    base.update(changes)
+    history = train(model, None, _loaders(), _config(**base))
+    out, err = capsys.readouterr()
+    return history, out, err, model
+
+
+# lr=1e-6 keeps validation accuracy flat, so ReduceLROnPlateau fires (patience 0) and the
+# scheduler's settings show in history.lr; training still moves the weights a little.
+_SLOW = dict(lr=1e-6, epochs=3)
+
+# field -> (base changes, alternative changes, what differs between the two runs)
+FIELD_EFFECTS = {
+    "epochs": ({}, {"epochs": 1}, lambda h, o, e, m: len(h.valid_acc)),
+    "lr": ({}, {"lr": 0.01}, lambda h, o, e, m: h.minibatch_loss),
+    "momentum": ({}, {"momentum": 0.0}, lambda h, o, e, m: h.minibatch_loss),
+    "weight_decay": ({}, {"weight_decay": 0.5}, lambda h, o, e, m: h.minibatch_loss),
+    "scheduler_factor": (_SLOW, {**_SLOW, "scheduler_factor": 0.5}, lambda h, o, e, m: h.lr),
+    "scheduler_patience": (_SLOW, {**_SLOW, "scheduler_patience": 5}, lambda h, o, e, m: h.lr),
+    "seed": ({}, {"seed": 7}, lambda h, o, e, m: h.minibatch_loss),  # dropout masks
+    "progress": ({}, {"progress": True}, lambda h, o, e, m: bool(e)),  # tqdm writes stderr
+    "verbose": ({}, {"verbose": True}, lambda h, o, e, m: o),
+    "log_every": (
+        {"verbose": True, "log_every": 0},
+        {"verbose": True, "log_every": 4},
+        lambda h, o, e, m: "Batch 0004/0008" in o,
+    ),
+    "eval_train": (_SLOW, {**_SLOW, "eval_train": True}, lambda h, o, e, m: h.train_acc),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FIELD_EFFECTS))
+def test_each_config_field_changes_the_run(name, capsys, tmp_path):
+    base, alternative, observe = FIELD_EFFECTS[name]
+    first = observe(*_run(capsys, tmp_path, **base))
+    second = observe(*_run(capsys, tmp_path, **alternative))
+    assert first != second, f"TrainConfig.{name} changed nothing observable"
+
+
+def test_every_config_field_has_a_checked_effect(tmp_path, capsys):
+    """A new TrainConfig field must come with a test of its effect (no dead settings)."""
+    checked_elsewhere = {"batch_size", "device", "bf16", "checkpoint_dir"}
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    assert fields == set(FIELD_EFFECTS) | checked_elsewhere
+    # batch_size: must match the loader's; device: where the model ends up.
+    with pytest.raises(CourseError, match="batch_size=64"):
+        train(_model(), None, _loaders(), _config(batch_size=64))
+    assert train(_model(), None, _loaders(), _config(epochs=1, batch_size=None)).epochs_done == 1
+    history, _, _, model = _run(capsys, tmp_path, device="cpu")
+    assert next(model.parameters()).device.type == "cpu"
+    # bf16: autocast on CUDA only (on a CPU machine this is all there is to see).
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "CUDA is not available" where it is not
+        assert isinstance(autocast_for(torch.device("cuda"), True), torch.autocast)
+        assert not isinstance(autocast_for(torch.device("cuda"), False), torch.autocast)
+    assert not isinstance(autocast_for(torch.device("cpu"), True), torch.autocast)
+    # checkpoint_dir: a checkpoint appears there.
+    _run(capsys, tmp_path, checkpoint_dir=tmp_path / "ckpt")
+    assert (tmp_path / "ckpt" / "checkpoint.pt").is_file()
+
+
+def test_an_optimizer_that_contradicts_the_config_is_refused():
+    model = _model()
+    plain = torch.optim.SGD(model.parameters(), lr=0.05)  # no momentum, config says 0.9
+    with pytest.raises(CourseError, match="momentum=0.9"):
+        train(model, plain, _loaders(), _config())
+    decays = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-4)
+    with pytest.raises(CourseError, match="weight_decay"):
+        train(model, decays, _loaders(), _config())
+    # None lets the optimizer decide: e.g. one learning rate per layer group.
+    groups = torch.optim.SGD(
+        [{"params": model[0].parameters(), "lr": 0.001}, {"params": model[3].parameters()}],
+        lr=0.05,
+        momentum=0.9,
+    )
+    history = train(model, groups, _loaders(), _config(epochs=1, lr=None))
+    assert history.epochs_done == 1
+
+
+def test_weight_decay_reaches_the_optimizer_train_builds():
+    norms = []
+    for decay in (0.0, 0.5):
+        model = _model()
+        train(model, None, _loaders(), _config(epochs=2, weight_decay=decay))
+        norms.append(model[0].weight.norm().item())
+    assert norms[1] < 0.8 * norms[0]
+
+
+# --- frozen BatchNorm stays in eval mode ---------------------------------------------------------
+
+
+def _bn_model() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(8, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 4))
+
+
+def test_frozen_batchnorm_stays_in_eval_mode_and_keeps_its_statistics():
+    model = _bn_model()
+    model[:2].requires_grad_(False)  # a frozen, pretrained-like trunk
+    stats = model[1].running_mean.clone()
+    modes = []
+    model[1].register_forward_hook(lambda m, i, o: modes.append(m.training))
+    train(model, None, _loaders(), _config(epochs=1))
+    assert modes and not any(modes)  # never normalized with batch statistics
+    assert torch.equal(model[1].running_mean, stats)
+
+
+def test_batchnorm_that_trains_follows_the_model():
+    model = _bn_model()
+    stats = model[1].running_mean.clone()
+    train(model, None, _loaders(), _config(epochs=1))
+    assert not torch.equal(model[1].running_mean, stats)
+    assert train_mode(model)[1].training  # trainable: training mode, batch statistics
+    model[1].requires_grad_(False)
+    assert not train_mode(model)[1].training and model[3].training

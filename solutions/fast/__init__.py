@@ -10,9 +10,10 @@ place; ``history`` is a ``course.training.History`` from the unchanged lecture l
 
 What makes it fast, and why each step keeps the protocol's meaning:
 
-- ``features``: with a frozen backbone and no random augmentation (``Protocol.cacheable``),
-  the frozen part's output is computed once per split and cached on disk (memory-mapped,
-  bf16 by default); only the trainable tail trains. The cut stops before the first Dropout,
+- ``course.features`` (the cache lives in ``course`` so lessons can use it): with a frozen
+  backbone and no random augmentation (``Protocol.cacheable``), the frozen part's output is
+  computed once per split and cached on disk (memory-mapped, bf16 by default); only the
+  trainable tail trains. The cut stops before the first Dropout,
   so the lecture's dropout in the frozen classifier still acts during training: cached and
   uncached training are the same computation (a test checks losses and accuracies match).
 - ``gpu_data``: uint8 images go to the device once; resize, crop and normalize run there
@@ -36,10 +37,7 @@ _EXPORTS = {
     "BatchTransform": "gpu_data",
     "TensorLoader": "gpu_data",
     "crop_each": "gpu_data",
-    "FeatureCache": "features",
-    "SplitModel": "features",
-    "cached_features": "features",
-    "split_model": "features",
+    "epoch_order": "gpu_data",
     "feature_loaders": "pipeline",
     "image_loaders": "pipeline",
     "train_protocol_fast": "pipeline",

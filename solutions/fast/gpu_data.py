@@ -11,7 +11,7 @@ per-image transforms use, so the semantics match ``solutions.transfer.build_tran
 - train, augmented protocol: ``Resize(size + 6)`` -> ``RandomCrop(size)`` per image -> ...
 
 Random crops draw one ``(top, left)`` pair per image, uniform over the ``pad + 1`` positions
-on each side as ``RandomCrop`` does, from a seeded CPU generator once per epoch (one host to
+on each side as ``RandomCrop`` does, from a CPU generator seeded once per epoch (one host to
 device copy per epoch, none per step). The stream of random numbers differs from
 torchvision's per-image calls; the distribution of crops is the same.
 
@@ -26,6 +26,7 @@ import math
 from collections.abc import Iterator, Sequence
 
 import torch
+from torch.utils.data import RandomSampler
 from torchvision.transforms.v2 import functional as F
 
 #: Resize(size + CROP_PAD) then a size x size crop: the lecture's 70 -> 64 px protocol.
@@ -177,12 +178,13 @@ class TensorLoader:
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n = self.num_samples
-        # Drawn on the CPU once per epoch, then one copy to the device: no host
-        # synchronization inside the step, and the stream does not depend on the device.
-        order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
+        order, epoch_seed = epoch_order(n, self.generator, shuffle=self.shuffle)
         offsets = None
         if self.transform is not None and self.transform.random:
-            offsets = self.transform.draw_offsets(n, self.generator).to(self.device)
+            # Crops come from their own stream, seeded per epoch, so the shuffle stream stays
+            # the DataLoader's (one --seed, one shuffle on both paths).
+            crops = torch.Generator().manual_seed(epoch_seed)
+            offsets = self.transform.draw_offsets(n, crops).to(self.device)
         order_dev = order.to(self.device)
         order_src = order if self.inputs.device.type == "cpu" else order.to(self.inputs.device)
         for start in range(0, n, self.batch_size):
@@ -197,6 +199,26 @@ class TensorLoader:
             elif batch.is_floating_point() and batch.dtype != self.float_dtype:
                 batch = batch.to(self.float_dtype)
             yield batch, labels
+
+
+def epoch_order(n: int, generator: torch.Generator, *, shuffle: bool) -> tuple[torch.Tensor, int]:
+    """One epoch's order of ``n`` samples, drawn exactly as a seeded ``DataLoader`` draws it.
+
+    A ``DataLoader(..., shuffle=True, generator=g)`` first draws a 64-bit base seed from ``g``
+    (for its workers), then its ``RandomSampler`` draws the permutation(s) from ``g``. Doing
+    the same, with torch's own ``RandomSampler``, makes ``TensorLoader`` and
+    ``course.data.make_loaders`` (the plain path) give the same batches for the same seed.
+    Drawn on the CPU once per epoch, then copied to the device once: no host synchronization
+    inside the step, and the stream does not depend on the device.
+
+    Returns:
+        ``(order, epoch_seed)``: the indices, and the base seed (used to seed random crops).
+    """
+    epoch_seed = int(torch.empty((), dtype=torch.int64).random_(generator=generator).item())
+    if not shuffle:
+        return torch.arange(n), epoch_seed
+    order = list(RandomSampler(range(n), generator=generator))  # the sampler's every draw
+    return torch.tensor(order, dtype=torch.int64), epoch_seed
 
 
 def _share(start: int, stop: int, rank: int, world_size: int) -> tuple[int, int]:

@@ -10,11 +10,11 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from course.data import NORMALIZATIONS, CIFAR10Splits
+from course.data import CIFAR10Splits
+from course.features import SplitModel, cached_features, split_model, weights_fingerprint
 from course.training import History, TrainConfig, pick_device, train
-from solutions.fast.features import SplitModel, cached_features, split_model, weights_fingerprint
 from solutions.fast.gpu_data import BatchTransform, TensorLoader
-from solutions.protocols import Protocol
+from solutions.protocols import LECTURE_BATCH_SIZE, Protocol, normalization_for
 from solutions.transfer import make_optimizer
 
 SPLITS = ("train", "valid", "test")
@@ -29,8 +29,9 @@ def train_protocol_fast(
     size: int | None = None,
     cache: bool = True,
     cache_dtype: str = "bfloat16",
-    eval_batch_size: int = 1024,
+    eval_batch_size: int | None = None,
     compile: bool = False,
+    cut: str | None = None,
 ) -> tuple[History, nn.Module]:
     """Train ``model`` as ``protocol`` says, the fast way, and return ``(history, model)``.
 
@@ -54,28 +55,38 @@ def train_protocol_fast(
         cache: allow feature caching where it is exact.
         cache_dtype: ``"bfloat16"``, ``"float16"`` or ``"float32"`` (the same training as
             without the cache, up to float rounding; the tests use it).
-        eval_batch_size: batch size for validation and test (no gradients: larger is faster).
+        eval_batch_size: batch size for validation and test; ``None``: ``config.batch_size``.
+            Memory follows the batch size everywhere (the cache build uses it too), so
+            ``--batch-size`` bounds the peak; a larger evaluation batch gains little on a CPU.
         compile: ``torch.compile`` the trained network (CUDA; the first epoch pays for it).
+        cut: cache the input of this module (``course.features.split_model``'s ``at``)
+            instead of the deepest exact point, so runs with different tails share a cache.
     """
     size = size or protocol.size
+    if config.batch_size is None:
+        config = replace(config, batch_size=LECTURE_BATCH_SIZE)
+    eval_batch_size = eval_batch_size or config.batch_size
     device = pick_device(config.device)
     rank, world = _rank_world()
     model.to(device)
     optimizer = make_optimizer(
-        model, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+        model,
+        lr=config.lr if config.lr is not None else 0.01,
+        momentum=config.momentum or 0.0,
+        weight_decay=config.weight_decay or 0.0,
     )
     parts = (
-        _cacheable_part(model, config.verbose and rank == 0)
+        _cacheable_part(model, cut, config.verbose and rank == 0)
         if cache and protocol.cacheable
         else None
     )
     if parts is not None:
         loaders = feature_loaders(
-            parts, splits, protocol, size, config, device, cache_dtype, eval_batch_size
+            parts, splits, protocol, size, config, device, cache_dtype, eval_batch_size, model
         )
         net: nn.Module = parts.tail
     else:
-        loaders = image_loaders(splits, protocol, size, config, device, eval_batch_size)
+        loaders = image_loaders(splits, protocol, size, config, device, eval_batch_size, model)
         net = model
         if device.type == "cuda":
             net = net.to(memory_format=torch.channels_last)
@@ -92,10 +103,10 @@ def train_protocol_fast(
     return history, model
 
 
-def _cacheable_part(model: nn.Module, verbose: bool) -> SplitModel | None:
-    """``split_model(model)``, or ``None`` with a note when the model is not VGG-like."""
+def _cacheable_part(model: nn.Module, cut: str | None, verbose: bool) -> SplitModel | None:
+    """``split_model(model, cut)``, or ``None`` with a note when the model cannot be cut."""
     try:
-        return split_model(model)
+        return split_model(model, cut)
     except ValueError as err:
         if verbose:
             print(f"No feature cache: {err}")
@@ -127,11 +138,18 @@ def feature_loaders(
     config: TrainConfig,
     device: torch.device,
     cache_dtype: str = "bfloat16",
-    eval_batch_size: int = 1024,
+    eval_batch_size: int | None = None,
+    model: nn.Module | None = None,
 ) -> dict[str, TensorLoader]:
-    """Loaders over the cached prefix output of each split (built on first use)."""
+    """Loaders over the cached prefix output of each split (built on first use).
+
+    The build runs in batches of ``config.batch_size``; ``model`` (the whole network) tells
+    which normalization its weights expect (see ``solutions.protocols.normalization_for``).
+    """
     rank, world = _rank_world()
-    mean, std = NORMALIZATIONS[protocol.normalization]
+    batch_size = config.batch_size or LECTURE_BATCH_SIZE
+    eval_batch_size = eval_batch_size or batch_size
+    norm_name, mean, std = normalization_for(protocol, model)
     fingerprint = weights_fingerprint(parts.prefix)
     loaders = {}
     for name in SPLITS:
@@ -143,12 +161,13 @@ def feature_loaders(
                 split.labels,
                 split=name,
                 size=size,
-                normalization=protocol.normalization,
+                normalization=norm_name,
                 mean=mean,
                 std=std,
                 data_fingerprint=splits.fingerprint,
                 dtype=cache_dtype,
                 device=device,
+                batch_size=batch_size,
                 bf16_autocast=config.bf16,
                 prefix_fingerprint=fingerprint,
             )
@@ -160,7 +179,7 @@ def feature_loaders(
         loaders[name] = TensorLoader(
             features,
             cached.labels,
-            batch_size=config.batch_size if train_split else eval_batch_size,
+            batch_size=batch_size if train_split else eval_batch_size,
             shuffle=train_split,
             seed=config.seed,
             device=device,
@@ -176,11 +195,14 @@ def image_loaders(
     size: int,
     config: TrainConfig,
     device: torch.device,
-    eval_batch_size: int = 1024,
+    eval_batch_size: int | None = None,
+    model: nn.Module | None = None,
 ) -> dict[str, TensorLoader]:
     """Loaders over uint8 images held on ``device``, transformed there per batch."""
     rank, world = _rank_world()
-    mean, std = NORMALIZATIONS[protocol.normalization]
+    batch_size = config.batch_size or LECTURE_BATCH_SIZE
+    eval_batch_size = eval_batch_size or batch_size
+    _, mean, std = normalization_for(protocol, model)
     channels_last = device.type == "cuda"
     loaders = {}
     for name in SPLITS:
@@ -197,7 +219,7 @@ def image_loaders(
         loaders[name] = TensorLoader(
             split.images.to(device),
             split.labels,
-            batch_size=config.batch_size if train_split else eval_batch_size,
+            batch_size=batch_size if train_split else eval_batch_size,
             shuffle=train_split,
             seed=config.seed,
             transform=transform,
