@@ -4,19 +4,26 @@ The ``.py`` files in ``course/lessons/`` are the source; the ``.ipynb`` files
 beside them are generated here and committed, so the site and students see the
 outputs without running anything. Run this after editing a lesson:
 
-    python scripts/execute_lessons.py              # all six, quick mode
+    python scripts/execute_lessons.py              # all six, laptop mode
     python scripts/execute_lessons.py 02 05        # only lessons whose name starts so
+    python scripts/execute_lessons.py --test       # laptop mode with the tests' tiny subsets
     python scripts/execute_lessons.py --real       # ImageNet weights, full data (GPU)
 
-Quick mode (``COURSE_QUICK=1``) uses random weights and a small data subset,
-and is what CI runs. Each lesson runs in a fresh kernel with the lessons folder
-as its working directory; the script prints the time each one took.
+Laptop mode (``COURSE_QUICK=1``) runs on the CPU in minutes: pretrained weights
+whenever any exist, small real subsets of CIFAR-10, frozen features cached.
+``--test`` (``COURSE_TEST=1``) shrinks the subsets further, for CI; its outputs
+are for checking, not for committing. Each lesson runs in a fresh kernel with the
+lessons folder as its working directory; the script prints the time each one took
+and records it in the notebook's metadata (``metadata["course"]["execution"]``:
+seconds, machine, torch version, and the weights and data the lesson says it used).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import platform
 import sys
 import time
 from dataclasses import dataclass
@@ -29,6 +36,21 @@ from nbclient import NotebookClient
 ROOT = Path(__file__).resolve().parent.parent
 LESSONS = ROOT / "course" / "lessons"
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+#: The environment variable that shrinks the laptop-mode subsets to the tests' size.
+TEST_ENV = "COURSE_TEST"
+#: Printed by the probe cell (run after the lesson, then removed) before its JSON line.
+PROBE_MARK = "COURSE-EXECUTION-PROBE "
+# A lesson says what it used in two globals: WEIGHTS_LABEL and DATA (see the lessons).
+PROBE_CELL = f"""
+import json as _json
+import torch as _torch
+print({PROBE_MARK!r} + _json.dumps({{
+    "weights": str(globals().get("WEIGHTS_LABEL", "none")),
+    "data": str(globals().get("DATA", "none")),
+    "torch": _torch.__version__,
+    "threads": _torch.get_num_threads(),
+}}))
+"""
 
 
 @dataclass
@@ -38,6 +60,7 @@ class Executed:
     source: Path
     notebook: nbformat.NotebookNode
     seconds: float
+    execution: dict
 
 
 def lesson_sources(folder: Path = LESSONS) -> list[Path]:
@@ -45,14 +68,27 @@ def lesson_sources(folder: Path = LESSONS) -> list[Path]:
     return sorted(p for p in folder.glob("[0-9][0-9]_*.py"))
 
 
+def machine_description() -> str:
+    """This machine in a few words: OS, processor, and how many cores it offers."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    processor = platform.processor() or platform.machine()
+    return f"{platform.system()} {processor}, {cores} CPU cores"
+
+
 def execute_lesson(
-    source: Path, *, quick: bool = True, cell_timeout: int = 600, env: dict[str, str] | None = None
+    source: Path,
+    *,
+    quick: bool = True,
+    test: bool = False,
+    cell_timeout: int = 600,
+    env: dict[str, str] | None = None,
 ) -> Executed:
     """Run one lesson top to bottom in a fresh kernel and return the notebook with outputs.
 
     Args:
         source: the lesson's py:percent file; it runs in its own folder.
-        quick: set ``COURSE_QUICK=1`` (random weights, small data, CPU) or ``0``.
+        quick: set ``COURSE_QUICK=1`` (laptop mode: CPU, small real subsets) or ``0``.
+        test: also set ``COURSE_TEST=1``: the smallest subsets, for the tests.
         cell_timeout: seconds any one cell may take before the run fails.
         env: extra environment variables for the kernel.
 
@@ -61,11 +97,21 @@ def execute_lesson(
     """
     notebook = jupytext.read(source)
     notebook.metadata["kernelspec"] = dict(KERNELSPEC)
-    kernel_env = {**os.environ, "COURSE_QUICK": "1" if quick else "0", **(env or {})}
+    kernel_env = {
+        **os.environ,
+        "COURSE_QUICK": "1" if quick else "0",
+        TEST_ENV: "1" if test else "0",
+        **(env or {}),
+    }
     if quick:
-        # Quick mode promises the CPU, and never to download anything.
+        # Laptop mode promises the CPU, and never to download anything.
         kernel_env.setdefault("COURSE_OFFLINE", "1")
         kernel_env["CUDA_VISIBLE_DEVICES"] = ""
+    # OpenMP threads that spin while waiting steal the cores of a busy machine: on 2 shared
+    # cores under load 7, a MobileNetV2 forward pass ran 6x slower with spinning than without.
+    kernel_env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    # One extra cell asks the kernel what the lesson used; it is removed before writing.
+    notebook.cells.append(nbformat.v4.new_code_cell(PROBE_CELL))
     client = NotebookClient(
         notebook,
         timeout=cell_timeout,
@@ -75,7 +121,25 @@ def execute_lesson(
     )
     start = time.perf_counter()
     client.execute(env=kernel_env)
-    return Executed(source, notebook, time.perf_counter() - start)
+    seconds = time.perf_counter() - start
+    probe = notebook.cells.pop()
+    return Executed(source, notebook, seconds, _execution_record(probe, seconds))
+
+
+def _execution_record(probe: nbformat.NotebookNode, seconds: float) -> dict:
+    """What the site shows as "time to run": seconds, machine, torch, weights and data."""
+    said: dict = {}
+    for output in probe.get("outputs", []):
+        for line in "".join(output.get("text", "")).splitlines():
+            if line.startswith(PROBE_MARK):
+                said = json.loads(line[len(PROBE_MARK) :])
+    return {
+        "seconds": round(seconds, 1),
+        "machine": f"{machine_description()}, torch using {said.get('threads', '?')} threads",
+        "torch": str(said.get("torch", "unknown")),
+        "weights": str(said.get("weights", "unknown")),
+        "data": str(said.get("data", "unknown")),
+    }
 
 
 def tidy(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
@@ -88,6 +152,18 @@ def tidy(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
     notebook.metadata.pop("jupytext", None)
     notebook.metadata.pop("widgets", None)
     return notebook
+
+
+def write_notebook(executed: Executed) -> Path:
+    """Write the executed notebook beside its source, as the pair's ``.ipynb``.
+
+    The run's record goes into ``metadata["course"]["execution"]``.
+    """
+    target = executed.source.with_suffix(".ipynb")
+    notebook = tidy(executed.notebook)
+    notebook.metadata.setdefault("course", {})["execution"] = dict(executed.execution)
+    nbformat.write(notebook, target)
+    return target
 
 
 def _coalesce_streams(outputs: list) -> list:
@@ -107,13 +183,6 @@ def _coalesce_streams(outputs: list) -> list:
     return merged
 
 
-def write_notebook(executed: Executed) -> Path:
-    """Write the executed notebook beside its source, as the pair's ``.ipynb``."""
-    target = executed.source.with_suffix(".ipynb")
-    nbformat.write(tidy(executed.notebook), target)
-    return target
-
-
 def stderr_outputs(notebook: nbformat.NotebookNode) -> list[str]:
     """Text the lesson wrote to stderr (warnings, progress bars): a lesson should write none."""
     return [
@@ -130,6 +199,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("lessons", nargs="*", help="name prefixes, e.g. 01 or 05_training")
     parser.add_argument("--real", action="store_true", help="ImageNet weights and full data")
+    parser.add_argument(
+        "--test", action="store_true", help="laptop mode with the tests' smallest subsets"
+    )
     parser.add_argument("--timeout", type=int, default=600, help="seconds per cell (default 600)")
     args = parser.parse_args(argv)
 
@@ -143,13 +215,19 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     total = 0.0
     for source in sources:
-        executed = execute_lesson(source, quick=not args.real, cell_timeout=args.timeout)
+        executed = execute_lesson(
+            source, quick=not args.real, test=args.test, cell_timeout=args.timeout
+        )
         target = write_notebook(executed)
         total += executed.seconds
-        print(f"{executed.seconds:7.1f} s  {target.relative_to(ROOT)}")
+        load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+        print(f"{executed.seconds:7.1f} s  {target.relative_to(ROOT)}  (load average {load})")
+        print(f"           weights: {executed.execution['weights']}")
+        print(f"           data: {executed.execution['data']}")
         for text in stderr_outputs(executed.notebook):
             print(f"           wrote to stderr: {text.strip()[:200]}")
-    print(f"{total:7.1f} s  total ({'real' if args.real else 'quick'} mode)")
+    mode = "real" if args.real else ("laptop, test subsets" if args.test else "laptop")
+    print(f"{total:7.1f} s  total ({mode} mode) on {machine_description()}")
     return 0
 
 

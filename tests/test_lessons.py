@@ -1,8 +1,9 @@
 """The six lessons: they run in quick mode, stay paired, import only ``course``.
 
 The execution tests run every lesson top to bottom in a fresh kernel, on a
-temporary copy of ``course/lessons/``, in quick mode (random weights, a few
-images, CPU). The other tests read the sources and the committed notebooks.
+temporary copy of ``course/lessons/``, in quick (laptop) mode with the tests'
+smallest subsets (``COURSE_TEST=1``: CPU, a few images a class). The other tests
+read the sources and the committed notebooks.
 """
 
 from __future__ import annotations
@@ -23,6 +24,10 @@ ROOT = Path(__file__).resolve().parent.parent
 LESSONS = ROOT / "course" / "lessons"
 SOURCES = sorted(LESSONS.glob("[0-9][0-9]_*.py"))
 REFRESH = "refresh the notebooks with: python scripts/execute_lessons.py"
+QUICK_NOTE = "QUICK MODE (laptop)"
+#: Lessons that measure a transfer effect: executed with a pretrained network.
+MEASURING = ("04_inputs", "05_training_and_evaluating", "06_beyond_vgg16")
+EXECUTION_KEYS = {"seconds", "machine", "torch", "weights", "data"}
 
 # The lessons import the course's helper package and the libraries it is built on, nothing
 # from the instructor side (solutions, autograder), which students do not have.
@@ -147,11 +152,36 @@ def test_committed_notebook_is_executed_in_quick_mode(source: Path) -> None:
     assert not errors, f"{source.stem} holds an error output; {REFRESH}"
     # The note must sit on the output near the top, where a reader of the page sees it first.
     top = _text_outputs(nbformat.from_dict({"cells": code[:3]}))
-    assert "QUICK MODE: random weights" in top, f"{source.stem}: no quick-mode note at the top"
+    assert QUICK_NOTE in top, f"{source.stem}: no quick-mode note at the top"
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
+def test_committed_notebook_records_its_execution(source: Path) -> None:
+    notebook = nbformat.read(source.with_suffix(".ipynb"), as_version=4)
+    record = notebook.metadata.get("course", {}).get("execution")
+    assert isinstance(record, dict), f"{source.stem}: no metadata.course.execution; {REFRESH}"
+    assert set(record) == EXECUTION_KEYS, f"{source.stem}: execution record {record}"
+    assert isinstance(record["seconds"], float) and record["seconds"] > 0
+    for key in EXECUTION_KEYS - {"seconds"}:
+        assert record[key] and record[key] != "unknown", f"{source.stem}: {key} is {record[key]!r}"
+
+
+@pytest.mark.parametrize("stem", MEASURING)
+def test_measuring_lessons_were_executed_with_pretrained_weights_on_real_data(stem: str) -> None:
+    notebook = nbformat.read(LESSONS / f"{stem}.ipynb", as_version=4)
+    record = notebook.metadata["course"]["execution"]
+    assert record["weights"].startswith("imagenet"), (
+        f"{stem}.ipynb was executed with {record['weights']!r}; its figures must show a "
+        f"pretrained network (../shared/data/mobilenet-v2-imagenet); {REFRESH}"
+    )
+    assert record["data"].startswith("CIFAR-10"), f"{stem}.ipynb data: {record['data']!r}"
+    assert "(train/valid/test 20/" not in record["data"], (
+        f"{stem}.ipynb holds the tests' tiny subsets (--test); {REFRESH}"
+    )
 
 
 def test_committed_plots_are_inline_pngs() -> None:
-    for stem in ("04_inputs", "05_training_and_evaluating"):
+    for stem in MEASURING:
         notebook = nbformat.read(LESSONS / f"{stem}.ipynb", as_version=4)
         images = [
             o
@@ -186,10 +216,11 @@ def test_lesson_runs_in_quick_mode(
     source: Path, lesson_copy: Path, request: pytest.FixtureRequest
 ) -> None:
     executed = execute_lessons.execute_lesson(
-        lesson_copy / source.name, quick=True, cell_timeout=300
+        lesson_copy / source.name, quick=True, test=True, cell_timeout=300
     )
     text = _text_outputs(executed.notebook)
-    assert "QUICK MODE: random weights" in text
+    assert QUICK_NOTE in text
+    assert set(executed.execution) == EXECUTION_KEYS
     assert not execute_lessons.stderr_outputs(executed.notebook), (
         f"{source.stem} wrote to stderr (warnings or progress bars show on the site): "
         f"{execute_lessons.stderr_outputs(executed.notebook)}"

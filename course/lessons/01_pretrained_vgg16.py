@@ -24,7 +24,7 @@
 
 # %% tags=["parameters"]
 # None follows the COURSE_QUICK environment variable; True forces quick mode
-# (random weights, a few images, CPU), False forces the real mode.
+# (laptop: CPU, random VGG16 weights, a few images), False the real mode.
 QUICK = None
 
 # %%
@@ -36,12 +36,17 @@ from torch import nn
 
 from course.errors import WeightsError
 from course.models import count_parameters, describe, load_model
-from course.quick import banner, quick_mode
+from course.quick import QuickWeights, banner, quick_mode
 
 QUICK = quick_mode(QUICK)
+# This lesson is about VGG16's structure: shapes and parameter counts need no trained
+# weights, so quick mode skips the 528 MB file. Lessons 4-6 use a pretrained network.
 WEIGHTS = "random" if QUICK else "imagenet"
 torch.manual_seed(123)
-print(banner(QUICK))
+print(banner(QUICK, QuickWeights(
+    "vgg16", WEIGHTS, f"VGG16 with {WEIGHTS} weights",
+    "this lesson shows structure (shapes, parameter counts, what freezing and a new head do), "
+    "which does not depend on the weights")))
 
 # %% [markdown]
 # ## The weights API
@@ -133,7 +138,9 @@ with tempfile.TemporaryDirectory() as folder:
 
 # %%
 model = load_model("vgg16", weights=WEIGHTS)
-print("weights:", model.weights_label)
+WEIGHTS_LABEL = model.weights_label
+DATA = "none: random inputs (shapes do not depend on pixel values)"
+print("weights:", WEIGHTS_LABEL)
 model
 
 # %% [markdown]
@@ -231,6 +238,7 @@ print("all 49 positions equal the single 1x1 value:",
 # - The feature map is the input side / 32: 1x1 at 32 px, 2x2 at 64 px,
 #   7x7 at 224 px. The adaptive pool copies small maps up to 7x7.
 #
-# **Exercise:** task 1 of `course/exercises/transfer_learning.py`
-# (`load_vgg16`) builds VGG16 with ImageNet, local-file or random weights.
+# **Exercise:** Task 1 (load VGG16) in the exercise notebook
+# `transfer_learning.ipynb` builds VGG16 with ImageNet, local-file or random
+# weights.
 # Next: [Lesson 2, freezing](02_freezing.ipynb).

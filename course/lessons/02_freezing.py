@@ -21,7 +21,7 @@
 
 # %% tags=["parameters"]
 # None follows the COURSE_QUICK environment variable; True forces quick mode
-# (random weights, a few images, CPU), False forces the real mode.
+# (laptop: CPU, random VGG16 weights, a few images), False the real mode.
 QUICK = None
 
 # %%
@@ -33,15 +33,21 @@ from torchvision.transforms import v2
 
 from course.data import NORMALIZATIONS, load_cifar10
 from course.models import describe, load_model, trainable_parameter_names, trainable_parameters
-from course.quick import banner, data_label, quick_mode, run_label
+from course.quick import QuickWeights, banner, data_label, quick_mode, run_label
 
 QUICK = quick_mode(QUICK)
+# This lesson is about VGG16's structure: shapes and parameter counts need no trained
+# weights, so quick mode skips the 528 MB file. Lessons 4-6 use a pretrained network.
 WEIGHTS = "random" if QUICK else "imagenet"
 torch.manual_seed(123)
-print(banner(QUICK))
+print(banner(QUICK, QuickWeights(
+    "vgg16", WEIGHTS, f"VGG16 with {WEIGHTS} weights",
+    "this lesson shows structure (shapes, parameter counts, what freezing and a new head do), "
+    "which does not depend on the weights")))
 
 # %%
 model = load_model("vgg16", weights=WEIGHTS)
+WEIGHTS_LABEL = model.weights_label
 pristine = copy.deepcopy(model)  # an untouched copy, so each demonstration starts fresh
 print("weights:", model.weights_label)
 print(f"trainable parameters after loading: {trainable_parameters(model):,}")
@@ -296,8 +302,9 @@ print(f"  eval-mode outputs for the same images moved by up to {output_drift:.4f
 # - Frozen BatchNorm layers still update their statistics in train mode: keep
 #   them in eval mode or use `FrozenBatchNorm2d`.
 #
-# **Exercise:** in `course/exercises/transfer_learning.py`, task 2
-# (`freeze_and_unfreeze`) and task 5 (`make_optimizer`) package these steps as
-# functions, and the autograder knows the lecture's bug. Task 8 asks you to
+# **Exercise:** in the exercise notebook `transfer_learning.ipynb`, Task 2
+# (freeze, then unfreeze the fully connected layers) and Task 5 (the
+# optimizer) package these steps as functions, and the autograder knows the
+# lecture's bug. Task 8 (what did the lecture really train?) asks you to
 # explain that bug in your own words.
 # Next: [Lesson 3, replacing the head](03_replacing_the_head.ipynb).

@@ -20,7 +20,7 @@
 
 # %% tags=["parameters"]
 # None follows the COURSE_QUICK environment variable; True forces quick mode
-# (random weights, a few images, CPU), False forces the real mode.
+# (laptop: CPU, random VGG16 weights, a few images), False the real mode.
 QUICK = None
 
 # %%
@@ -32,12 +32,17 @@ from torchvision.transforms import v2
 
 from course.data import NORMALIZATIONS, load_cifar10
 from course.models import build_on_meta, load_model
-from course.quick import banner, data_label, quick_mode, run_label
+from course.quick import QuickWeights, banner, data_label, quick_mode, run_label
 
 QUICK = quick_mode(QUICK)
+# This lesson is about VGG16's structure: shapes and parameter counts need no trained
+# weights, so quick mode skips the 528 MB file. Lessons 4-6 use a pretrained network.
 WEIGHTS = "random" if QUICK else "imagenet"
 torch.manual_seed(123)
-print(banner(QUICK))
+print(banner(QUICK, QuickWeights(
+    "vgg16", WEIGHTS, f"VGG16 with {WEIGHTS} weights",
+    "this lesson shows structure (shapes, parameter counts, what freezing and a new head do), "
+    "which does not depend on the weights")))
 
 # %% [markdown]
 # ## VGG16: a new `classifier[6]`
@@ -48,6 +53,7 @@ print(banner(QUICK))
 
 # %%
 model = load_model("vgg16", weights=WEIGHTS)
+WEIGHTS_LABEL = model.weights_label
 print("before:", model.classifier[6])
 
 model.classifier[6] = nn.Linear(model.classifier[6].in_features, 10)
@@ -197,7 +203,7 @@ print(f"gradient of the zero weights: largest |value| {zero_head.weight.grad.abs
 # - A new `nn.Linear` starts with small uniform weights, so the first loss
 #   is close to ln(10) = 2.303.
 #
-# **Exercise:** task 3 of `course/exercises/transfer_learning.py`
-# (`replace_head`) asks for one function that replaces the head of VGG16, a
-# ResNet and a MobileNetV3 alike.
+# **Exercise:** Task 3 (replace the output layer) in the exercise notebook
+# `transfer_learning.ipynb` asks for one function that replaces the head of
+# VGG16, a ResNet and a MobileNetV3 alike.
 # Next: [Lesson 4, inputs](04_inputs.ipynb).
