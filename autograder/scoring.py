@@ -9,6 +9,7 @@ is missing or malformed fails that task with a reason, never the whole submissio
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,9 @@ from autograder.feedback import CheckFailure
 
 log = logging.getLogger(__name__)
 
+#: Checks seed torch's global random generator to rebuild the kernel's inputs: two pool
+#: threads scoring at once would interleave their seeds, so scoring takes turns.
+SCORING_LOCK = threading.Lock()
 #: Largest record file read, in bytes (a MobileNetV3-Small state dict is about 10 MB).
 MAX_RECORD_BYTES = 64 * 1024 * 1024
 
@@ -102,6 +106,18 @@ def score_all(
 ) -> dict[str, Verdict]:
     """A verdict for every autograded test cell in ``points`` (grade_id -> max points)."""
     verdicts = {}
+    with SCORING_LOCK:
+        return score_each(checks, points, folder, seed, verdicts)
+
+
+def score_each(
+    checks: Mapping[str, Check],
+    points: Mapping[str, float],
+    folder: Path,
+    seed: int,
+    verdicts: dict[str, Verdict],
+) -> dict[str, Verdict]:
+    """Fill ``verdicts`` with one verdict per test cell (call with :data:`SCORING_LOCK` held)."""
     for grade_id, max_points in points.items():
         check = checks.get(grade_id)
         if check is None:

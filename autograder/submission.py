@@ -115,8 +115,9 @@ def grade_submission(
                 gid: v.message for gid, v in graded.verdicts.items() if not v.passed
             }
             result.reasons += run_errors(prepared, outcome)
-            deleted = {c.grade_id for c in changes if c.change == "deleted"}
-            graded.manual_answered = set(assignment.manual) - deleted
+            # A written answer deleted or left as the stub has nothing to grade by hand.
+            blank = {c.grade_id for c in changes if c.change in ("deleted", "unanswered")}
+            graded.manual_answered = set(assignment.manual) - blank
         graded.notebook = autograded_notebook(prepared, outcome, graded.verdicts, limits)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
