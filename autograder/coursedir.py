@@ -31,13 +31,6 @@ ASSIGNMENT = "transfer_learning"
 NOTEBOOK = "transfer_learning"
 COURSE_ID = "transfer-course"
 
-#: Stream text on stderr that is noise, not failure: Python warnings, tqdm bars and log lines.
-#: nbgrader scores a test cell that writes to stderr as failed; these must never cost points.
-QUIET_STDERR_PATTERN = (
-    r"(?:Warning|warnings\.warn|\d+%\||it/s\]|s/it\]|\| *\d+/\d+ \[|"
-    r"^(?:DEBUG|INFO|WARNING):|\r)"
-)
-
 #: What replaces each solution region in the release: a kind note saying what to do.
 CODE_STUB = (
     "# YOUR CODE HERE\n"
@@ -45,7 +38,9 @@ CODE_STUB = (
     'then run the test cell below.")'
 )
 
-#: Environment of the grading kernel: quiet libraries, offline, one BLAS pool per worker.
+#: Environment of the grading kernel: quiet libraries, offline. Scores come from the trusted
+#: comparison, not from the notebook's outputs, so nothing here is needed for a fair score;
+#: it keeps the feedback pages readable.
 KERNEL_ENV = {
     "PYTHONWARNINGS": "ignore",
     "TQDM_DISABLE": "1",
@@ -135,19 +130,16 @@ def _console_scripts_on_path() -> None:
         os.environ["PATH"] = scripts + (os.pathsep + path if path else "")
 
 
-def nbgrader_config(
-    course: CourseDir, limits: Limits | None = None, preload: list[str] | None = None
-) -> Config:
-    """The nbgrader configuration every pipeline step uses, built in code.
+def nbgrader_config(course: CourseDir, limits: Limits | None = None) -> Config:
+    """The nbgrader configuration of ``release``, ``feedback`` and formgrader, built in code.
+
+    Autograding does not run nbgrader's converter: :mod:`autograder.submission` prepares,
+    runs and scores each notebook itself (see ``autograder/README.md``).
 
     Args:
         course: the course directory (its ``root`` becomes ``CourseDirectory.root``).
-        limits: per-cell timeout and output cap; defaults to :class:`Limits`'s.
-        preload: grading modules the kernel imports before the student's code (default:
-            :data:`autograder.kernel_guard.DEFAULT_PRELOAD`).
+        limits: the per-cell timeout written for formgrader; defaults to :class:`Limits`'s.
     """
-    from autograder.execution import CapOutputSize, GuardedExecute
-
     limits = limits or Limits()
     c = Config()
     c.CourseDirectory.root = str(course.root.resolve())
@@ -167,58 +159,8 @@ def nbgrader_config(
     c.GenerateAssignment.create_assignment = True
     c.ClearSolutions.code_stub = {"python": CODE_STUB}
     c.Execute.timeout = limits.cell_timeout
-    c.GuardedExecute.timeout = limits.cell_timeout
-    c.GuardedExecute.max_output_chars = limits.max_output_chars
-    if preload is not None:
-        c.GuardedExecute.preload = list(preload)
-    # A kernel that stops answering is interrupted, not waited on forever.
-    c.Execute.interrupt_on_timeout = True
-    c.CapOutputSize.max_chars = limits.max_output_chars
-    c.IgnorePattern.enabled = True
-    c.IgnorePattern.pattern = QUIET_STDERR_PATTERN
-    c.LimitOutput.max_lines = 200
-    c.LimitOutput.max_traceback = 60
     c.OverwriteCells.add_missing_cells = True
-    c.Autograde.create_student = True
-    c.Autograde.sanitize_preprocessors = _sanitize_preprocessors()
-    c.Autograde.autograde_preprocessors = _autograde_preprocessors(GuardedExecute, CapOutputSize)
     return c
-
-
-def _sanitize_preprocessors() -> list[type]:
-    from nbgrader.preprocessors import (
-        CheckCellMetadata,
-        ClearOutput,
-        DeduplicateIds,
-        OverwriteCells,
-        OverwriteKernelspec,
-    )
-
-    return [ClearOutput, DeduplicateIds, OverwriteKernelspec, OverwriteCells, CheckCellMetadata]
-
-
-def _autograde_preprocessors(execute: type, cap: type) -> list[type]:
-    from nbconvert.preprocessors import ClearMetadataPreprocessor
-    from nbgrader.preprocessors import (
-        AssignLatePenalties,
-        CheckCellMetadata,
-        IgnorePattern,
-        LimitOutput,
-        SaveAutoGrades,
-    )
-
-    # nbgrader's default list with Execute swapped for the guarded one and the cap added
-    # before grades are read.
-    return [
-        execute,
-        IgnorePattern,
-        ClearMetadataPreprocessor,
-        LimitOutput,
-        cap,
-        SaveAutoGrades,
-        AssignLatePenalties,
-        CheckCellMetadata,
-    ]
 
 
 CONFIG_FILE_TEXT = '''\
@@ -235,8 +177,6 @@ c.CourseDirectory.course_id = {course_id!r}
 c.CourseDirectory.db_url = {db_url!r}
 c.CourseDirectory.ignore = {ignore!r}
 c.Execute.timeout = {timeout!r}
-c.IgnorePattern.enabled = True
-c.IgnorePattern.pattern = {pattern!r}
 c.OverwriteCells.add_missing_cells = True
 '''
 
@@ -252,7 +192,6 @@ def write_config_file(course: CourseDir, limits: Limits | None = None) -> Path:
             db_url=config.CourseDirectory.db_url,
             ignore=list(config.CourseDirectory.ignore),
             timeout=config.Execute.timeout,
-            pattern=config.IgnorePattern.pattern,
         ),
         encoding="utf-8",
     )

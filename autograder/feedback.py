@@ -1,7 +1,7 @@
 """How a failed check talks to a student: what was expected, what was found, and a hint.
 
-nbgrader's feedback page shows the last line of a failing cell's traceback
-followed by the exception's message, so every message here is complete on its
+The grader writes a failed check's message into the test cell's output on the
+feedback page and into the summary, so every message here is complete on its
 own: a student who reads nothing else still learns what went wrong and what
 to try next.
 """
@@ -9,7 +9,7 @@ to try next.
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, NoReturn
 
 _LABEL_WIDTH = len("Expected: ")
@@ -63,20 +63,18 @@ def fail(task: str, problem: str, *, expected: Any, found: Any, hint: str) -> No
     raise CheckFailure(task, problem, expected, found, hint)
 
 
-def call_student(
-    task: str, function: Callable[..., Any], *args: Any, hint: str | None = None, **kwargs: Any
-) -> Any:
-    """Call a student's function; turn an exception into feedback instead of a bare traceback.
+def fail_from_error(
+    task: str, call: str, error: Mapping[str, Any], hint: str | None = None
+) -> NoReturn:
+    """Report a crash of the student's function, as recorded in the kernel.
 
-    A ``NotImplementedError`` means the stub is still there; any other
-    exception is reported with its type and message and the call that
-    raised it, so the student can reproduce it in their notebook. ``hint``
-    replaces the generic advice for a crash when the check knows the usual cause.
+    A ``NotImplementedError`` means the stub is still there; any other error is reported with
+    its type and message and the call that raised it, so the student can reproduce it in
+    their notebook. ``hint`` replaces the generic advice when the check knows the usual cause.
     """
-    call = _describe_call(function, args, kwargs)
-    try:
-        return function(*args, **kwargs)
-    except NotImplementedError:
+    kind = str(error.get("type", "Exception"))[:80]
+    message = str(error.get("message", ""))[:600]
+    if error.get("not_implemented"):
         fail(
             task,
             "this task is not done yet.",
@@ -85,32 +83,15 @@ def call_student(
             hint="Replace the `raise NotImplementedError(...)` line with your code, "
             "then rerun the cell and its test cell.",
         )
-    except CheckFailure:
-        raise
-    except Exception as error:  # any crash becomes feedback
-        fail(
-            task,
-            "your function raised an error.",
-            expected=f"{call} to run without errors",
-            found=f"{type(error).__name__}: {error}",
-            hint=hint
-            or "Run the same call in a new cell to see the full traceback; "
-            "the task's text says which inputs your function must handle.",
-        )
-
-
-def _describe_call(function: Callable[..., Any], args: tuple, kwargs: dict) -> str:
-    """A short, readable rendering of a call, e.g. ``replace_head(<ResNet>, 7)``."""
-    name = getattr(function, "__name__", "your function")
-    parts = [_short(a) for a in args] + [f"{k}={_short(v)}" for k, v in kwargs.items()]
-    return f"{name}({', '.join(parts)})"
-
-
-def _short(value: Any) -> str:
-    """Render a value in a few characters: modules and tensors by their type only."""
-    if isinstance(value, (int, float, str, bool)) or value is None:
-        return repr(value)
-    return f"<{type(value).__name__}>"
+    fail(
+        task,
+        "your function raised an error.",
+        expected=f"{call} to run without errors",
+        found=f"{kind}: {message}",
+        hint=hint
+        or "Run the same call in a new cell to see the full traceback; "
+        "the task's text says which inputs your function must handle.",
+    )
 
 
 def summarize(names: Iterable[str], limit: int = 6) -> str:

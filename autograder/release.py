@@ -1,6 +1,6 @@
 """``setup`` and ``release``: from the Jupytext exercise source to the student notebook.
 
-The source (``course/exercises/<assignment>.py``) is read with Jupytext and written as the one
+The source (``autograder/exercise/<assignment>.py``) is read with Jupytext and written as the one
 notebook in ``source/<assignment>/``; the ``.py`` itself never goes there, because nbgrader
 copies every other file of that folder into the release. nbgrader's ``GenerateAssignment``
 then replaces solution regions with stubs and removes hidden tests. Before the release counts
@@ -19,10 +19,9 @@ import nbformat
 from nbformat.notebooknode import NotebookNode
 
 from autograder.coursedir import CourseDir, nbgrader_config, write_config_file
+from autograder.exercise import exercise_source
 from autograder.limits import Limits
-
-#: Notebook metadata key holding what ``python -m course.check`` compares a submission with.
-CHECK_KEY = "course_check"
+from course.notebooks import CHECK_KEY
 
 _REGIONS = {
     "solution": (re.compile(r"#+\s*BEGIN SOLUTION"), re.compile(r"#+\s*END SOLUTION")),
@@ -41,11 +40,6 @@ _MIN_SECRET_CHARS = 17
 
 class ReleaseError(RuntimeError):
     """The release could not be made, or it would leak; the message says which line."""
-
-
-def exercise_source(assignment: str) -> Path:
-    """The Jupytext source of ``assignment`` in this checkout."""
-    return Path(__file__).resolve().parent.parent / "course" / "exercises" / f"{assignment}.py"
 
 
 def setup(course: CourseDir, source: Path | None = None, limits: Limits | None = None) -> Path:
@@ -139,7 +133,7 @@ def release(course: CourseDir, limits: Limits | None = None) -> Path:
 
 
 def check_manifest(nb: NotebookNode, filename: str, cell_timeout: int) -> dict:
-    """What ``course.check`` needs: file name, timeout and every graded or locked cell.
+    """What ``course.check`` and the grader compare a submission with (under ``CHECK_KEY``).
 
     Only checksums and ids of cells the student already sees are recorded: nothing secret.
     """

@@ -88,12 +88,12 @@ def refresh_scores(course: CourseDir, results: list[Result]) -> None:
     from nbgrader.api import Gradebook, MissingEntry
 
     from autograder.coursedir import COURSE_ID
-    from autograder.grade import _read_scores
+    from autograder.grade import read_scores
 
     with Gradebook(course.db_url, COURSE_ID) as gb:
         for r in results:
             try:
-                _read_scores(gb, course, r.student, r)
+                read_scores(gb, course, r.student, r)
             except MissingEntry:
                 continue
             r.save(course)

@@ -16,17 +16,15 @@ Needs only ``nbformat`` and ``nbclient``, which the course package students inst
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from course.notebooks import CHECK_KEY, cell_changes, cell_errors, readability_problem
+
 DEFAULT_NAME = "transfer_learning.ipynb"
 DEFAULT_TIMEOUT = 60
-#: Written into the released notebook's metadata by the grading pipeline.
-CHECK_KEY = "course_check"
 
 
 @dataclass
@@ -46,29 +44,6 @@ class Report:
         return not self.problems and not self.failed
 
 
-def _checksum(cell: dict[str, Any]) -> str:
-    """nbgrader's cell checksum (``nbgrader.utils.compute_checksum``), without nbgrader."""
-    meta = cell["metadata"]["nbgrader"]
-    solution = bool(meta.get("solution", False))
-    grade = bool(meta.get("grade", False))
-    locked = False if solution else True if grade else bool(meta.get("locked", False))
-    m = hashlib.md5()
-    m.update(_source(cell).encode("utf-8"))
-    m.update(cell["cell_type"].encode("utf-8"))
-    m.update(str(grade).encode("utf-8"))
-    m.update(str(solution).encode("utf-8"))
-    m.update(str(locked).encode("utf-8"))
-    m.update(meta["grade_id"].encode("utf-8"))
-    if grade:
-        m.update(str(float(meta["points"])).encode("utf-8"))
-    return m.hexdigest()
-
-
-def _source(cell: dict[str, Any]) -> str:
-    source = cell.get("source", "")
-    return "".join(source) if isinstance(source, list) else source
-
-
 def check_structure(path: Path, expected_name: str | None = None) -> tuple[Report, Any]:
     """Check name, format and cells without running anything; return the report and notebook."""
     import nbformat
@@ -78,27 +53,12 @@ def check_structure(path: Path, expected_name: str | None = None) -> tuple[Repor
         report.problems.append(f"{path} does not exist. Pass the path of your .ipynb file.")
         return report, None
     data = path.read_bytes()
-    if not data.strip():
-        report.problems.append(
-            f"{path.name} is empty. In Jupyter, save the notebook (Ctrl+S) and check again."
-        )
+    problem = readability_problem(data)
+    if problem:
+        report.problems.append(f"{path.name}: {problem}.")
         return report, None
-    try:
-        raw = json.loads(data.decode("utf-8"))
-        nb = nbformat.reads(data.decode("utf-8"), as_version=4)
-        nbformat.validate(nb)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        report.problems.append(
-            f"{path.name} is not a valid notebook file ({exc}). It was probably edited as text "
-            "or cut short. Download it again from Jupyter (File > Download)."
-        )
-        return report, None
-    except Exception as exc:  # nbformat's validation errors have several types
-        report.problems.append(
-            f"{path.name} does not follow the notebook format: {str(exc).splitlines()[0]}"
-        )
-        return report, None
-    manifest = raw.get("metadata", {}).get(CHECK_KEY)
+    nb = nbformat.reads(data.decode("utf-8"), as_version=4)
+    manifest = nb.metadata.get(CHECK_KEY)
     expected = expected_name or (manifest or {}).get("notebook", DEFAULT_NAME)
     if path.name != expected:
         report.problems.append(
@@ -112,28 +72,26 @@ def check_structure(path: Path, expected_name: str | None = None) -> tuple[Repor
             "into it cell by cell."
         )
         return report, nb
-    cells = {
-        c.metadata["nbgrader"]["grade_id"]: c
-        for c in nb.cells
-        if "grade_id" in c.metadata.get("nbgrader", {})
-    }
-    for entry in manifest["cells"]:
-        gid, kind = entry["grade_id"], entry["kind"]
-        report.max_points += entry["points"]
-        cell = cells.get(gid)
-        if cell is None:
-            what = "test" if kind == "test" else kind
+    report.max_points = sum(float(c.get("points", 0) or 0) for c in manifest.get("cells", []))
+    for change in cell_changes(manifest, nb):
+        gid, kind = change.grade_id, change.kind
+        if change.change == "deleted" and kind in ("answer", "task"):
             report.problems.append(
-                f"The {what} cell {gid!r} was deleted. The grader puts test cells back, but your "
+                f"The answer cell {gid!r} was deleted: the grader scores that task as "
+                "unanswered. Copy the cell back from a fresh copy of the exercise."
+            )
+        elif change.change == "deleted":
+            report.problems.append(
+                f"The {kind} cell {gid!r} was deleted. The grader puts it back, but your "
                 "notebook then differs from what it grades. Copy the cell back from a fresh "
                 "copy of the exercise."
             )
-        elif kind in ("test", "locked") and _checksum(cell) != entry["checksum"]:
+        elif change.change == "edited":
             report.problems.append(
                 f"The {kind} cell {gid!r} was edited. The grader replaces it with the original, "
                 "so your change does not count. Undo it (copy the cell from a fresh copy)."
             )
-        elif kind in ("answer", "task") and _checksum(cell) == entry["checksum"]:
+        else:
             report.warnings.append(f"{gid!r} is still the released stub: you have not answered it.")
     return report, nb
 
@@ -159,20 +117,21 @@ def run_notebook(nb: Any, path: Path, timeout: int, report: Report) -> None:
             "The Python kernel died while running the notebook (os._exit, a crash or out of "
             "memory). The grader would give no points after that point."
         )
+    errors = {error.index: error for error in cell_errors(nb)}
     for index, cell in enumerate(nb.cells):
         if cell.cell_type != "code":
             continue
         meta = cell.metadata.get("nbgrader", {})
-        errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
-        message = f"{errors[0].ename}: {errors[0].evalue}".strip() if errors else ""
+        error = errors.get(index)
         if meta.get("grade") and not meta.get("solution"):
-            if errors:
-                report.failed[meta["grade_id"]] = message
+            # Like the grader, only errors count: warnings and progress bars on stderr do not.
+            if error:
+                report.failed[meta["grade_id"]] = f"{error.ename}: {error.evalue}".strip()
             else:
                 report.passed.append(meta["grade_id"])
                 report.points += float(meta.get("points", 0))
-        elif errors:
-            report.warnings.append(f"Cell {index} raised {message.splitlines()[0][:200]}")
+        elif error:
+            report.warnings.append(f"Cell {index} raised {error.line}")
 
 
 def render(report: Report, name: str, ran: bool) -> str:

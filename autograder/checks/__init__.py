@@ -1,26 +1,12 @@
-"""Hidden checks for the ``transfer_learning`` exercise.
+"""The checks of the ``transfer_learning`` exercise: recorded results against the reference.
 
-Each ``check_*`` function takes the student's function, runs it on fixtures it
-builds itself, and compares the result with the reference implementation in
-``solutions.transfer`` run on the same fixtures in the same process. A hidden
-test cell imports one ``check_*`` function and calls it with the student's function.
-
-Design rules, all of them load-bearing:
-
-- Nothing here reads state from the student's notebook except the function
-  under test: fixtures, seeds and expected values are made here, so a notebook
-  cannot redefine what "expected" means.
-- Every check runs offline on the CPU in well under ten seconds on two cores.
-  Where only the *structure* of a large model matters (which parameters train,
-  what the head looks like), the model lives on PyTorch's ``meta`` device: no
-  memory, no initialization cost.
-- A check is quiet on stderr when it passes (nbgrader gives zero points to a
-  test cell that writes to stderr), and raises :class:`CheckFailure` with what
-  was expected, what was found and a hint when it does not.
-- The source exercise is executed with its solutions by
-  ``tests/test_exercise_source.py``, and ``tests/test_checks.py`` runs every
-  check against ``solutions.transfer``: together they keep the exercise's
-  solution regions and ``solutions/`` from drifting apart silently.
+The exercise's hidden test cells only *record*: :func:`course.grading_record.record_task`
+calls the student's function in the grading kernel on inputs built from the run's seed and
+saves what it returns. Each ``check_*`` function here runs in the trusted grading process: it
+gets that record (plain data, loaded with ``torch.load(weights_only=True)``) and the seed,
+rebuilds the same inputs, runs :mod:`solutions.transfer` on them and compares. A failure
+raises :class:`~autograder.feedback.CheckFailure` with what was expected, what was found and
+a hint. Student code never runs here, and these modules never enter the student's kernel.
 """
 
 from autograder.checks.common import LECTURE_BUG_TRAINABLE, TASKS
@@ -31,8 +17,21 @@ from autograder.checks.model_surgery import (
     check_load_vgg16,
 )
 from autograder.checks.training import check_optimizer, check_training
+from autograder.scoring import Check
+
+#: grade_id of each test cell -> what it checks (record name = task key).
+CHECKS: dict[str, Check] = {
+    "task1-test": Check("load", check_load_vgg16),
+    "task2-test": Check("freeze", check_freezing),
+    "task3-test": Check("head", check_head_replacement),
+    "task4-test": Check("transforms", check_transforms),
+    "task5-test": Check("optimizer", check_optimizer),
+    "task6-test": Check("stats", check_channel_stats),
+    "task7-test": Check("train", check_training),
+}
 
 __all__ = [
+    "CHECKS",
     "LECTURE_BUG_TRAINABLE",
     "TASKS",
     "check_channel_stats",

@@ -1,17 +1,24 @@
-"""What every check shares: task names, isolation from the caller's state, meta models."""
+"""What every check shares: task names, reading recorded results, reference models, formats.
+
+A check runs in the trusted grading process. It receives what the student's kernel recorded
+for one task (:mod:`course.grading_record`: plain data loaded with ``weights_only=True``) and
+the seed those inputs were built from; it rebuilds the same inputs, runs the reference in
+:mod:`solutions.transfer`, compares, and raises :class:`~autograder.feedback.CheckFailure`
+with what was expected, what was found and a hint. No student code runs here.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import math
 import warnings
-from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, NoReturn
 
 import torch
-import torchvision
 from torch import nn
 
-from autograder.feedback import call_student, fail
+from autograder.feedback import fail, fail_from_error
 
 TASKS = {
     "load": "Task 1 (load VGG16)",
@@ -27,70 +34,65 @@ TASKS = {
 LECTURE_BUG_TRAINABLE = 4096 * 10 + 10
 
 
-# --------------------------------------------------------------------------- helpers
-
-
 @contextlib.contextmanager
-def _isolated(seed: int = 0) -> Iterator[None]:
-    """Seed torch, keep warnings off stderr, use one CPU thread; restore all of it afterwards.
-
-    One thread because the fixtures are tiny: on a busy machine (parallel autograding) two
-    OpenMP threads spin-wait for each other and a 20 ms forward pass takes seconds.
-    """
-    threads = torch.get_num_threads()
+def isolated(seed: int = 0) -> Iterator[None]:
+    """Seed torch and keep warnings quiet while the reference runs; restore the RNG after."""
     with warnings.catch_warnings(), torch.random.fork_rng(devices=[]):
         warnings.simplefilter("ignore")
         torch.manual_seed(seed)
-        torch.set_num_threads(1)
-        try:
-            yield
-        finally:
-            torch.set_num_threads(threads)
+        yield
 
 
-def _meta_model(name: str) -> nn.Module:
-    """A torchvision model with the real architecture and no storage (instant to build)."""
-    with torch.device("meta"):
-        return torchvision.models.get_model(name, weights=None)
+def entry(record: Any, key: str) -> Any:
+    """``record[key]``; a malformed record fails like a wrong answer, with a clear reason."""
+    if not isinstance(record, Mapping) or key not in record:
+        raise MalformedRecord(f"the recorded result has no {key!r}")
+    return record[key]
 
 
-def _on_meta(task: str, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Call a student's model builder on the meta device (instant), or normally if that fails.
-
-    Building VGG16's 138 million random weights takes seconds on a small CPU; only the
-    architecture is checked, so the meta device is enough. Code that does not run on the meta
-    device gets a normal call: the device is our shortcut and must never cost a point.
-    """
-    try:
-        with torch.device("meta"):
-            return function(*args, **kwargs)
-    except Exception:  # retried for real, where errors become feedback
-        return call_student(task, function, *args, **kwargs)
+class MalformedRecord(ValueError):
+    """What the kernel saved does not have the form the recorder writes."""
 
 
-def _require_module(task: str, value: Any, call: str) -> nn.Module:
-    if not isinstance(value, nn.Module):
+def raise_if_error(task: str, record: Any, call: str, hint: str | None = None) -> None:
+    """Turn a recorded crash of the student's function into feedback."""
+    if isinstance(record, Mapping) and isinstance(record.get("error"), Mapping):
+        fail_from_error(task, call, record["error"], hint=hint)
+
+
+def require_module(task: str, described: Any, call: str) -> Mapping[str, Any]:
+    """The recorded description of a returned model, or a failure saying none was returned."""
+    if not isinstance(described, Mapping) or not described.get("is_module"):
+        found = described.get("repr", "?") if isinstance(described, Mapping) else "?"
         fail(
             task,
             "your function did not return a model.",
             expected=f"{call} to return an nn.Module",
-            found=f"{type(value).__name__} ({value!r:.60})",
+            found=str(found),
             hint="End the function with `return model`.",
         )
-    return value
+    return described
 
 
-def _trainable(model: nn.Module) -> dict[str, nn.Parameter]:
-    return {n: p for n, p in model.named_parameters() if p.requires_grad}
+def shapes(model: nn.Module) -> dict[str, list[int]]:
+    """State-dict entry -> shape, as the recorder writes it."""
+    return {k: list(v.shape) for k, v in model.state_dict().items()}
 
 
-def _count(params: dict[str, nn.Parameter]) -> int:
-    return sum(p.numel() for p in params.values())
+def trainable_names(described: Mapping[str, Any]) -> list[str]:
+    """Names of recorded parameters that require grad, in model order."""
+    return [n for n, flag in dict(described.get("requires_grad", {})).items() if flag]
 
 
-def _shapes(model: nn.Module) -> dict[str, tuple[int, ...]]:
-    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+def count(names: Sequence[str], sizes: Mapping[str, Sequence[int]]) -> int:
+    """Number of values in the named tensors."""
+    return sum(math.prod(sizes.get(n, [])) for n in names)
 
 
-def _fmt(values: Sequence[float]) -> str:
+def fmt(values: Sequence[float]) -> str:
+    """Numbers as ``(0.1234, 0.5678, ...)``."""
     return "(" + ", ".join(f"{v:.4f}" for v in values) + ")"
+
+
+def unreachable() -> NoReturn:  # pragma: no cover - fail() never returns
+    raise AssertionError("unreachable")

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import math
-import tempfile
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 import torchvision
@@ -14,18 +13,25 @@ from torch import nn
 from autograder.checks.common import (
     LECTURE_BUG_TRAINABLE,
     TASKS,
-    _count,
-    _isolated,
-    _meta_model,
-    _on_meta,
-    _require_module,
-    _shapes,
-    _trainable,
+    count,
+    entry,
+    isolated,
+    raise_if_error,
+    require_module,
+    shapes,
+    trainable_names,
 )
-from autograder.feedback import call_student, fail, summarize
+from autograder.feedback import fail, summarize
+from course.grading_record import (
+    HEAD_CASES,
+    HEAD_FROZEN,
+    head_fixture,
+    meta_model,
+    missing_weights_file,
+)
 from solutions import transfer as reference
 
-_FREEZE_FIX = (
+FREEZE_FIX = (
     "`model.classifier[3].requires_grad = True` only attaches a new attribute to the Linear "
     "module, and PyTorch never reads it. Call `model.classifier[3].requires_grad_(True)` (with "
     "the trailing underscore: it sets every parameter of the module), or loop: "
@@ -37,22 +43,21 @@ _FREEZE_FIX = (
 # --------------------------------------------------------------------------- task 1
 
 
-def check_load_vgg16(load_vgg16: Callable[..., nn.Module]) -> None:
+def check_load_vgg16(record: Mapping[str, Any], seed: int) -> None:
     """Task 1: ``load_vgg16(weights)`` returns course.models' VGG16 and passes ``weights`` on.
 
-    Graded with ``weights="random"`` (no ImageNet download can happen here). A
-    path to a missing file must raise the course's ``WeightsError``: that shows
-    the argument reaches ``course.models.load_model`` instead of being ignored.
+    Recorded with ``weights="random"`` (no download can happen). A path to a missing file must
+    raise the course's ``WeightsError``: that shows the argument reaches
+    ``course.models.load_model`` instead of being ignored.
     """
-    from course.errors import CourseError
-
     task = TASKS["load"]
     call = "load_vgg16(weights='random')"
-    with _isolated():
-        model = _require_module(task, _on_meta(task, load_vgg16, weights="random"), call)
-        with torch.device("meta"):
-            expected = reference.load_vgg16(weights="random")
-    want, got = _shapes(expected), _shapes(model)
+    found_model = entry(record, "model")
+    raise_if_error(task, found_model, call)
+    model = require_module(task, found_model, call)
+    with isolated(), torch.device("meta"):
+        expected = reference.load_vgg16(weights="random")
+    want, got = shapes(expected), dict(model.get("shapes", {}))
     if want != got:
         missing = [k for k in want if k not in got]
         wrong = [k for k in want if k in got and got[k] != want[k]]
@@ -61,13 +66,13 @@ def check_load_vgg16(load_vgg16: Callable[..., nn.Module]) -> None:
             "the model is not torchvision's VGG16 with its 1000-way ImageNet head.",
             expected=f"{type(expected).__name__} with {sum(math.prod(s) for s in want.values()):,} "
             "values in its state dict",
-            found=f"{type(model).__name__}; missing: {summarize(missing)}; "
+            found=f"{model.get('type')}; missing: {summarize(missing)}; "
             f"different shape: {summarize(wrong)}",
             hint="Return `load_model('vgg16', weights=weights)` from course.models unchanged; "
             "tasks 2 and 3 modify it later.",
         )
     want_label = getattr(expected, "weights_label", None)
-    got_label = getattr(model, "weights_label", None)
+    got_label = model.get("weights_label")
     if want_label != got_label:
         fail(
             task,
@@ -78,20 +83,18 @@ def check_load_vgg16(load_vgg16: Callable[..., nn.Module]) -> None:
             "weights a model carries, and gives a clear error when ImageNet weights are not "
             "available.",
         )
-    missing_file = str(Path(tempfile.gettempdir()) / "no-such-dir-autograder" / "vgg16.pth")
-    with _isolated(), torch.device("meta"):  # a student who ignores the path builds a VGG16
-        try:
-            load_vgg16(weights=missing_file)
-        except CourseError:
-            return
-        except Exception as error:  # reported to the student
-            found = f"{type(error).__name__}: {error}"
-        else:
-            found = "a model, as if the argument were ignored"
+    outcome = entry(record, "missing_file")
+    if isinstance(outcome, Mapping) and outcome.get("course_error"):
+        return
+    if isinstance(outcome, Mapping) and "type" in outcome:
+        found = f"{outcome.get('type')}: {outcome.get('message', '')}"
+    else:
+        found = "a model, as if the argument were ignored"
     fail(
         task,
         "the `weights` argument does not reach course.models.load_model.",
-        expected=f"load_vgg16(weights={missing_file!r}) to raise course.errors.WeightsError",
+        expected=f"load_vgg16(weights={missing_weights_file()!r}) to raise "
+        "course.errors.WeightsError",
         found=found,
         hint="Pass the argument on: `load_model('vgg16', weights=weights)`, not a fixed value.",
     )
@@ -100,59 +103,57 @@ def check_load_vgg16(load_vgg16: Callable[..., nn.Module]) -> None:
 # --------------------------------------------------------------------------- task 2
 
 
-def _reference_trainable(head_first: bool) -> dict[str, nn.Parameter]:
-    model = _meta_model("vgg16")
+def reference_trainable(head_first: bool) -> tuple[list[str], dict[str, list[int]]]:
+    """Parameter names the reference leaves trainable, and every tensor's shape."""
+    model = meta_model("vgg16")
     with torch.device("meta"):
         if head_first:
             model = reference.replace_head(model, 10)
         model = reference.unfreeze(reference.freeze_backbone(model))
         if not head_first:
             model = reference.replace_head(model, 10)
-    return _trainable(model)
+    return [n for n, p in model.named_parameters() if p.requires_grad], shapes(model)
 
 
-def check_freezing(freeze_and_unfreeze: Callable[[nn.Module], nn.Module]) -> None:
+def check_freezing(record: Mapping[str, Any], seed: int) -> None:
     """Task 2: exactly fc6, fc7 and the head train; the lecture's bug is named with its fix.
 
-    Two orders are tried on a VGG16 on the meta device: the lecture's (freeze,
-    then task 3 replaces the head) and the reverse (head replaced first). Both
-    must leave exactly the reference's parameter names trainable.
+    Two orders were recorded on a VGG16 on the meta device: the lecture's (freeze, then a
+    new head) and the reverse (head replaced first). Both must leave exactly the reference's
+    parameter names trainable.
     """
     task = TASKS["freeze"]
     for head_first in (False, True):
-        with _isolated():
-            model = _meta_model("vgg16")
-            if head_first:
-                with torch.device("meta"):
-                    model = reference.replace_head(model, 10)
-            model = _require_module(
-                task, call_student(task, freeze_and_unfreeze, model), "freeze_and_unfreeze(model)"
-            )
-            if not head_first:
-                with torch.device("meta"):
-                    model = reference.replace_head(model, 10)
-            expected = _reference_trainable(head_first)
-        _compare_trainable(task, model, expected, head_first)
+        found = entry(record, str(head_first))
+        raise_if_error(task, found, "freeze_and_unfreeze(<VGG>)")
+        model = require_module(task, found, "freeze_and_unfreeze(model)")
+        expected, sizes = reference_trainable(head_first)
+        compare_trainable(task, model, expected, sizes, head_first)
 
 
-def _compare_trainable(
-    task: str, model: nn.Module, expected: dict[str, nn.Parameter], head_first: bool
+def compare_trainable(
+    task: str,
+    model: Mapping[str, Any],
+    expected: list[str],
+    sizes: Mapping[str, list[int]],
+    head_first: bool,
 ) -> None:
-    found = _trainable(model)
+    """Fail with the most specific diagnosis when the trainable parameters differ."""
+    found = trainable_names(model)
     if set(found) == set(expected):
         return
+    found_sizes = {**sizes, **dict(model.get("shapes", {}))}
     order = (
         "with the head replaced before your function ran"
         if head_first
         else "in the lecture's order (your function, then the new head)"
     )
-    want = f"{_count(expected):,} trainable parameters in {summarize(expected)}"
-    got = f"{_count(found):,} trainable parameters in {summarize(found)}"
-    flagged = [name for name, module in model.named_modules() if "requires_grad" in vars(module)]
+    want = f"{count(expected, sizes):,} trainable parameters in {summarize(expected)}"
+    got = f"{count(found, found_sizes):,} trainable parameters in {summarize(found)}"
+    flagged = list(model.get("module_attribute", []))
+    types = dict(model.get("modules", {}))
     if flagged:
-        where = ", ".join(
-            f"{name or 'model'} ({type(model.get_submodule(name)).__name__})" for name in flagged
-        )
+        where = ", ".join(f"{name or 'model'} ({types.get(name, '?')})" for name in flagged[:6])
         fail(
             task,
             "this is the lecture's freezing bug: `requires_grad` was set on a module, "
@@ -160,9 +161,9 @@ def _compare_trainable(
             expected=want,
             found=f"{got}\na plain `requires_grad` attribute on {where}; its parameters stayed "
             "frozen",
-            hint=_FREEZE_FIX,
+            hint=FREEZE_FIX,
         )
-    if not head_first and _count(found) == LECTURE_BUG_TRAINABLE:
+    if not head_first and count(found, found_sizes) == LECTURE_BUG_TRAINABLE:
         fail(
             task,
             f"only the new head trains ({LECTURE_BUG_TRAINABLE:,} parameters): a linear probe, "
@@ -170,7 +171,7 @@ def _compare_trainable(
             expected=want,
             found=got,
             hint="After freezing everything, make fc6 (classifier[0]) and fc7 (classifier[3]) "
-            "trainable again with `.requires_grad_(True)`. " + _FREEZE_FIX,
+            "trainable again with `.requires_grad_(True)`. " + FREEZE_FIX,
         )
     extra = [n for n in found if n not in expected]
     missing = [n for n in expected if n not in found]
@@ -202,71 +203,59 @@ def _compare_trainable(
 
 # --------------------------------------------------------------------------- task 3
 
-#: (family, classes, on meta device). Structure is checked on all three; MobileNetV3-Small,
-#: the one cheap to build for real, also runs an image and proves the rest kept its weights.
-HEAD_CASES: tuple[tuple[str, int, bool], ...] = (
-    ("vgg16", 10, True),
-    ("resnet18", 7, True),
-    ("mobilenet_v3_small", 3, False),
-)
-
-
-_HEAD_CRASH_HINT = (
+HEAD_CRASH_HINT = (
     "Your function must work for other families too, each keeping its last layer in another "
     "place: VGG16 `model.classifier[6]`, ResNet `model.fc`, MobileNetV3 `model.classifier[3]`. "
     "Find the last `nn.Linear` in `model.named_modules()` and replace it there."
 )
+HEAD_FLAGS_HINT = (
+    "replace_head must only swap the last layer: leave `requires_grad` of every other "
+    "parameter as it came in (freezing is task 2's job). Run in the lecture's order "
+    "(freeze_and_unfreeze first, then replace_head), a replace_head that freezes the model "
+    "undoes the unfreezing of fc6 and fc7, and only the new head trains: the lecture's bug."
+)
 
 
-def check_head_replacement(replace_head: Callable[[nn.Module, int], nn.Module]) -> None:
+def check_head_replacement(record: Mapping[str, Any], seed: int) -> None:
     """Task 3: a fresh, trainable ``Linear(in_features, num_classes)`` replaces the last layer.
 
-    Tried on VGG16, ResNet-18 and MobileNetV3-Small, each with a different
-    number of classes, and compared with ``solutions.transfer.replace_head``.
-    Meta-device models are only compared by structure: a student's new layer
-    may live on the CPU, which is right for a real model.
+    Recorded on VGG16, ResNet-18 (meta device, part of each frozen) and a seeded
+    MobileNetV3-Small, each with a different number of classes, and compared with
+    ``solutions.transfer.replace_head``. Every other parameter must keep its value and its
+    ``requires_grad`` flag.
     """
     task = TASKS["head"]
-    for family, classes, meta in HEAD_CASES:
-        with _isolated():
-            # The reference needs only the architecture.
-            ref = _meta_model(family)
-            with torch.device("meta"):
-                ref = reference.replace_head(ref, classes)
-            head = reference.head_name(ref)
-            model = _meta_model(family) if meta else _small_model(family)
-            # Keeping the old parameters referenced also keeps their ids unique.
-            old = dict(model.named_parameters())
-            before = {} if meta else {n: p.detach().clone() for n, p in old.items()}
-            call = f"replace_head(<{type(model).__name__}>, {classes})"
-            answer = call_student(task, replace_head, model, classes, hint=_HEAD_CRASH_HINT)
-            model = _require_module(task, answer, call)
-            _compare_head(task, family, classes, call, model, ref, head, before, old)
+    for family, classes, real in HEAD_CASES:
+        found = entry(record, family)
+        model_type = type(meta_model(family)).__name__
+        call = f"replace_head(<{model_type}>, {classes})"
+        raise_if_error(task, found, call, hint=HEAD_CRASH_HINT)
+        model = require_module(task, found, call)
+        with isolated():
+            ref = reference.replace_head(meta_model(family), classes)
+        compare_head(task, family, classes, call, model, ref, seed, real)
 
 
-def _small_model(name: str) -> nn.Module:
-    return torchvision.models.get_model(name, weights=None)
-
-
-def _compare_head(
+def compare_head(
     task: str,
     family: str,
     classes: int,
     call: str,
-    model: nn.Module,
+    model: Mapping[str, Any],
     ref: nn.Module,
-    head: str,
-    before: dict[str, torch.Tensor],
-    old: dict[str, nn.Parameter],
+    seed: int,
+    real: bool,
 ) -> None:
-    want, got = _shapes(ref), _shapes(model)
+    """Compare one recorded ``replace_head`` result with the reference ``ref``."""
+    head = reference.head_name(ref)
+    want, got = shapes(ref), dict(model.get("shapes", {}))
     ref_head = ref.get_submodule(head)
     expected = f"{family}.{head} = Linear({ref_head.in_features}, {classes})"
     if want != got:
         key = f"{head}.weight"
         if set(want) == set(got) and len(got[key]) == 2:
             out_f, in_f = got[key]
-            found = f"{family}.{head} with weight shape {got[key]} = Linear({in_f}, {out_f})"
+            found = f"{family}.{head} with weight shape {tuple(got[key])} = Linear({in_f}, {out_f})"
             if in_f != ref_head.in_features:
                 hint = (
                     "Keep the old layer's input size: "
@@ -293,16 +282,17 @@ def _compare_head(
             "MobileNetV3: `model.classifier[-1]`) instead of adding a layer after it or "
             "wrapping the model.",
         )
-    new_head = model.get_submodule(head)
-    if not isinstance(new_head, nn.Linear) or new_head.weight is old.get(f"{head}.weight"):
+    new_type = dict(model.get("modules", {})).get(head)
+    if new_type != "Linear" or f"{head}.weight" in model.get("same_objects", []):
         fail(
             task,
             f"the head of {family} was not replaced by a new layer.",
             expected=expected + " (a new layer)",
-            found=f"{type(new_head).__name__} at {head}, the original object",
+            found=f"{new_type} at {head}, the original object",
             hint="Assign a new `nn.Linear(old.in_features, num_classes)` to the head's place.",
         )
-    frozen = [n for n, p in new_head.named_parameters() if not p.requires_grad]
+    flags = dict(model.get("requires_grad", {}))
+    frozen = [n for n, flag in flags.items() if n.startswith(head + ".") and not flag]
     if frozen:
         fail(
             task,
@@ -311,11 +301,53 @@ def _compare_head(
             found=f"frozen: {', '.join(frozen)}",
             hint="A fresh nn.Linear is trainable; do not freeze it after creating it.",
         )
-    now = dict(model.named_parameters())
+    came_in = {n: not n.startswith(HEAD_FROZEN[family]) for n, _ in ref.named_parameters()}
+    flipped = [
+        n for n, flag in flags.items() if not n.startswith(head + ".") and came_in.get(n) != flag
+    ]
+    if flipped:
+        froze = [n for n in flipped if came_in.get(n)]
+        fail(
+            task,
+            f"{call} changed which of the other layers train.",
+            expected="requires_grad of every layer but the head exactly as it came in",
+            found=(f"frozen by your function: {summarize(froze)}; " if froze else "")
+            + f"changed: {summarize(flipped)}",
+            hint=HEAD_FLAGS_HINT,
+        )
+    if real:
+        compare_real_head(task, family, classes, call, model, head, seed)
+
+
+def compare_real_head(
+    task: str,
+    family: str,
+    classes: int,
+    call: str,
+    model: Mapping[str, Any],
+    head: str,
+    seed: int,
+) -> None:
+    """A real (seeded) model: every other tensor unchanged, and one image gives the scores."""
+    state = model.get("state")
+    if not isinstance(state, Mapping):
+        fail(
+            task,
+            f"the model returned by {call} could not be inspected.",
+            expected="a model of ordinary size on the CPU",
+            found="a model too large (or on the meta device) to compare",
+            hint="Only replace the last layer; do not build a new model.",
+        )
+    before = head_fixture(family, True, seed).state_dict()
     changed = [
         n
         for n, value in before.items()
-        if not n.startswith(head + ".") and not torch.equal(now[n].detach(), value)
+        if not n.startswith(head + ".")
+        and not (
+            isinstance(state.get(n), torch.Tensor)
+            and state[n].shape == value.shape
+            and torch.equal(state[n], value)
+        )
     ]
     if changed:
         fail(
@@ -325,15 +357,19 @@ def _compare_head(
             found=f"changed: {summarize(changed)}",
             hint="Only replace the last layer; do not reload or re-initialize the model.",
         )
-    if before:  # real (small) models: run one image through
-        model.eval()
+    with isolated():
+        rebuilt = reference.replace_head(
+            torchvision.models.get_model(family, weights=None), classes
+        )
+        rebuilt.load_state_dict(dict(state))
+        rebuilt.eval()
         with torch.no_grad():
-            out = model(torch.zeros(1, 3, 32, 32))
-        if tuple(out.shape) != (1, classes):
-            fail(
-                task,
-                f"{family} does not give {classes} scores per image.",
-                expected=f"output shape (1, {classes})",
-                found=f"{tuple(out.shape)}",
-                hint="The last layer's out_features must be num_classes.",
-            )
+            out = rebuilt(torch.zeros(1, 3, 32, 32))
+    if tuple(out.shape) != (1, classes):
+        fail(
+            task,
+            f"{family} does not give {classes} scores per image.",
+            expected=f"output shape (1, {classes})",
+            found=f"{tuple(out.shape)}",
+            hint="The last layer's out_features must be num_classes.",
+        )

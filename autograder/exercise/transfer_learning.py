@@ -69,10 +69,10 @@ def load_vgg16(weights="random"):
 
 # %% nbgrader={"grade": true, "grade_id": "task1-test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 ### BEGIN HIDDEN TESTS
-# First, so that a failing submission's feedback shows the check's detailed message.
-from autograder.checks import check_load_vgg16
+# Saves what your function returns on the grader's inputs; the grader compares.
+from course.grading_record import record_task
 
-check_load_vgg16(load_vgg16)
+record_task("load", load_vgg16)
 ### END HIDDEN TESTS
 _model = load_vgg16("random")
 assert isinstance(_model, torchvision.models.VGG), (
@@ -115,10 +115,10 @@ def freeze_and_unfreeze(model):
 
 # %% nbgrader={"grade": true, "grade_id": "task2-test", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
 ### BEGIN HIDDEN TESTS
-# First, so that a failing submission's feedback shows the check's detailed message.
-from autograder.checks import check_freezing
+# Saves what your function returns on the grader's inputs; the grader compares.
+from course.grading_record import record_task
 
-check_freezing(freeze_and_unfreeze)
+record_task("freeze", freeze_and_unfreeze)
 ### END HIDDEN TESTS
 # The "meta" device builds the architecture without allocating any weights: it is instant,
 # and enough to see which parameters would train.
@@ -172,10 +172,10 @@ def replace_head(model, num_classes):
 
 # %% nbgrader={"grade": true, "grade_id": "task3-test", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
 ### BEGIN HIDDEN TESTS
-# First, so that a failing submission's feedback shows the check's detailed message.
-from autograder.checks import check_head_replacement
+# Saves what your function returns on the grader's inputs; the grader compares.
+from course.grading_record import record_task
 
-check_head_replacement(replace_head)
+record_task("head", replace_head)
 ### END HIDDEN TESTS
 with torch.device("meta"):  # architectures only, as in task 2's test
     _vgg = torchvision.models.vgg16()
@@ -231,10 +231,10 @@ def build_transforms(size, normalization="imagenet", augment=False):
 
 # %% nbgrader={"grade": true, "grade_id": "task4-test", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
 ### BEGIN HIDDEN TESTS
-# First, so that a failing submission's feedback shows the check's detailed message.
-from autograder.checks import check_transforms
+# Saves what your function returns on the grader's inputs; the grader compares.
+from course.grading_record import record_task
 
-check_transforms(build_transforms)
+record_task("transforms", build_transforms)
 ### END HIDDEN TESTS
 _train_tf, _eval_tf = build_transforms(64, "imagenet", augment=True)
 _image = torch.randint(0, 256, (3, 32, 32), dtype=torch.uint8)
@@ -274,10 +274,10 @@ def make_optimizer(model, lr=0.01, momentum=0.9):
 
 # %% nbgrader={"grade": true, "grade_id": "task5-test", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 ### BEGIN HIDDEN TESTS
-# First, so that a failing submission's feedback shows the check's detailed message.
-from autograder.checks import check_optimizer
+# Saves what your function returns on the grader's inputs; the grader compares.
+from course.grading_record import record_task
 
-check_optimizer(make_optimizer)
+record_task("optimizer", make_optimizer)
 ### END HIDDEN TESTS
 _small = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
 _small[0].requires_grad_(False)
@@ -333,10 +333,10 @@ def channel_stats(loader):
 
 # %% nbgrader={"grade": true, "grade_id": "task6-test", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
 ### BEGIN HIDDEN TESTS
-# First, so that a failing submission's feedback shows the check's detailed message.
-from autograder.checks import check_channel_stats
+# Saves what your function returns on the grader's inputs; the grader compares.
+from course.grading_record import record_task
 
-check_channel_stats(channel_stats)
+record_task("stats", channel_stats)
 ### END HIDDEN TESTS
 # Three images of grey level 0.2 and one of 0.6, in batches of 3 and 1: mean 0.3,
 # std sqrt(0.03) = 0.1732. Averaging per-batch means would give 0.4.
@@ -399,10 +399,10 @@ def train_and_evaluate(model, optimizer, train_loader, eval_loader, epochs=1):
 
 # %% nbgrader={"grade": true, "grade_id": "task7-test", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
 ### BEGIN HIDDEN TESTS
-# First, so that a failing submission's feedback shows the check's detailed message.
-from autograder.checks import check_training
+# Saves what your function returns on the grader's inputs; the grader compares.
+from course.grading_record import record_task
 
-check_training(train_and_evaluate)
+record_task("train", train_and_evaluate)
 ### END HIDDEN TESTS
 # A toy problem with synthetic data: is a 4-number vector's sum positive?
 _gen = torch.Generator().manual_seed(0)

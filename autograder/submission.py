@@ -1,0 +1,298 @@
+"""Grade one submission: prepare (trusted), run in the sandbox (untrusted), score (trusted).
+
+1. The submitted notebook is checked for readability and compared with the release (deleted,
+   edited and unanswered cells become reasons), then prepared with nbgrader's non-executing
+   preprocessors (:mod:`autograder.prepare`).
+2. It runs in the sandbox (:mod:`autograder.sandbox_run`); its hidden test cells record what
+   the student's functions return on inputs built from a seed chosen here for this run.
+3. The records are compared with the reference (:mod:`autograder.scoring`, the exercise's
+   checks). Scores come only from that comparison, never from the notebook's outputs.
+
+Nothing here writes the gradebook: :mod:`autograder.grade` (one writer) does, with the
+:class:`Graded` this returns.
+"""
+
+from __future__ import annotations
+
+import copy
+import secrets
+import shutil
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import nbformat
+from nbformat.notebooknode import NotebookNode
+
+from autograder.coursedir import CourseDir
+from autograder.intake import load_intake
+from autograder.limits import Limits
+from autograder.prepare import PreparationError, prepare_notebook
+from autograder.results import Result
+from autograder.sandbox_run import Isolation, RunOutcome, run_notebook
+from autograder.scoring import Check, Verdict, score_all
+from course.notebooks import CHECK_KEY, cell_changes, cell_errors, grade_id, readability_problem
+
+#: Output types kept from the kernel in the autograded notebook (no HTML, no JavaScript).
+SAFE_MIME = ("text/plain", "image/png", "image/jpeg")
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """What grading needs to know about the assignment, read once before grading starts."""
+
+    db_url: str  # a read-only snapshot of the gradebook (instructor cells)
+    released: NotebookNode
+    checks: Mapping[str, Check]
+    tests: dict[str, float]  # autograded test cells: grade_id -> points
+    manual: dict[str, float]  # hand-graded cells: grade_id -> points
+
+
+@dataclass
+class Graded:
+    """A result, plus what the gradebook writer needs (None: nothing was scored)."""
+
+    result: Result
+    verdicts: dict[str, Verdict] | None = None
+    notebook: NotebookNode | None = None
+    manual_answered: set[str] = field(default_factory=set)
+
+
+def grade_submission(
+    course: CourseDir,
+    student: str,
+    assignment: Assignment,
+    *,
+    limits: Limits,
+    box: Isolation,
+    threads: int,
+) -> Graded:
+    """Grade ``student``'s collected submission; every failure becomes a status and reason."""
+    started = time.monotonic()
+    result = Result(student=student, status="graded", sandbox=list(box.notes))
+    graded = Graded(result)
+    intake = load_intake(course, student)
+    result.reasons += intake.notes
+    if intake.missing:
+        result.status = "missing"
+        return graded
+    data = course.submitted(student).read_bytes()
+    problem = readability_problem(data)
+    if problem:
+        result.status = "invalid"
+        result.reasons.append(problem)
+        return graded
+    submitted = nbformat.reads(data.decode("utf-8"), as_version=4)
+    changes = cell_changes(assignment.released.metadata.get(CHECK_KEY, {}), submitted)
+    result.reasons += [change_reason(c) for c in changes]
+    try:
+        prepared = prepare_notebook(
+            submitted, assignment.db_url, course.assignment, course.notebook
+        )
+    except PreparationError as error:
+        result.status = "invalid"
+        result.reasons.append(str(error))
+        return graded
+    restore_locked_cells(prepared, assignment.released)
+    scratch = course.work / student
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(parents=True)
+    seed = secrets.randbelow(2**31 - 1)
+    result.seed = seed
+    try:
+        outcome = run_notebook(
+            scratch, prepared, limits=limits, box=box, seed=seed, threads=threads
+        )
+        stopped = outcome_reason(outcome, limits)
+        if stopped:
+            result.status, reason = stopped
+            result.reasons.append(reason)
+        else:
+            graded.verdicts = score_all(
+                assignment.checks, assignment.tests, scratch / "records", seed
+            )
+            result.failed_tests = {
+                gid: v.message for gid, v in graded.verdicts.items() if not v.passed
+            }
+            result.reasons += run_errors(prepared, outcome)
+            # A written answer deleted or left as the stub has nothing to grade by hand.
+            blank = {c.grade_id for c in changes if c.change in ("deleted", "unanswered")}
+            graded.manual_answered = set(assignment.manual) - blank
+        graded.notebook = autograded_notebook(prepared, outcome, graded.verdicts, limits)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    result.seconds = round(time.monotonic() - started, 2)
+    return graded
+
+
+def change_reason(change: object) -> str:
+    """A student-readable reason for one deleted, edited or unanswered cell."""
+    gid, kind, what = change.grade_id, change.kind, change.change  # type: ignore[attr-defined]
+    if what == "unanswered":
+        return f"{gid} is still the released stub (not answered)"
+    if what == "deleted":
+        if kind in ("answer", "task"):
+            return f"answer cell {gid} was deleted; graded as unanswered"
+        return f"{kind} cell {gid} was deleted; restored and graded"
+    return f"{kind} cell {gid} was edited; the original was restored and graded"
+
+
+def restore_locked_cells(nb: NotebookNode, released: NotebookNode) -> None:
+    """Put back locked cells (text, imports) that nbgrader does not restore when deleted."""
+    present = {grade_id(c) for c in nb.cells}
+    position = 0
+    for cell in released.cells:
+        gid = grade_id(cell)
+        if gid in present:
+            position = next(i for i, c in enumerate(nb.cells) if grade_id(c) == gid) + 1
+            continue
+        meta = cell.metadata.get("nbgrader", {})
+        if gid and meta.get("locked") and not meta.get("grade") and not meta.get("solution"):
+            nb.cells.insert(position, copy.deepcopy(cell))
+            position += 1
+
+
+def outcome_reason(outcome: RunOutcome, limits: Limits) -> tuple[str, str] | None:
+    """(status, reason) when the run ended without a notebook to score, else None."""
+    if outcome.state == "timeout":
+        return "timeout", (
+            f"grading took longer than {limits.submission_timeout} s and was stopped: "
+            "look for a loop that never ends or a cell that trains for too long"
+        )
+    if outcome.state == "dead":
+        return "crashed", (
+            "the Python kernel died while running the notebook (os._exit, a crash, or the "
+            "memory cap); nothing after that point could be graded"
+        )
+    if outcome.state == "unresponsive":
+        return "crashed", (
+            f"the kernel stopped responding ({outcome.detail or 'a cell'} ran past the "
+            f"{limits.cell_timeout} s limit and ignored the interrupt: an endless loop that "
+            "catches KeyboardInterrupt?), so grading stopped there"
+        )
+    if outcome.state != "ok" or outcome.executed is None:
+        detail = f": {outcome.detail}" if outcome.detail else ""
+        return "crashed", (
+            f"the notebook could not be run to its end (exit code {outcome.exit_code}; "
+            f"memory cap {limits.memory_mb} MiB?){detail}"
+        )
+    return None
+
+
+def run_errors(prepared: NotebookNode, outcome: RunOutcome, limit: int = 3) -> list[str]:
+    """Errors in cells that are not tests (they explain why later tests failed)."""
+    notes = []
+    timed_out = set(outcome.timed_out)
+    tests = {i for i, c in enumerate(prepared.cells) if c.metadata.get("nbgrader", {}).get("grade")}
+    for error in cell_errors(outcome.executed or {"cells": []}):
+        if error.index in tests:
+            continue
+        if error.index in timed_out:
+            notes.append(f"cell {error.index} ran past the per-cell time limit and was stopped")
+        else:
+            notes.append(f"cell {error.index} raised {error.line}")
+    if len(notes) > limit:
+        notes = notes[:limit] + [f"... and {len(notes) - limit} more cells with errors"]
+    if outcome.cut:
+        notes.append(f"output of {len(outcome.cut)} cell(s) was too long and cut")
+    return notes
+
+
+def autograded_notebook(
+    prepared: NotebookNode,
+    outcome: RunOutcome,
+    verdicts: Mapping[str, Verdict] | None,
+    limits: Limits,
+) -> NotebookNode:
+    """The prepared notebook with the kernel's (filtered) outputs and the grader's verdicts.
+
+    Sources and metadata come from the prepared notebook, never from what the sandbox wrote;
+    only outputs are taken over, by position, and only plain text and images.
+    """
+    nb = copy.deepcopy(prepared)
+    executed = outcome.executed
+    if executed is not None and len(executed.cells) == len(nb.cells):
+        for cell, ran in zip(nb.cells, executed.cells, strict=True):
+            if cell.cell_type == "code" and ran.get("cell_type") == "code":
+                cell.outputs = safe_outputs(ran.get("outputs", []), limits.max_output_chars)
+    for cell in nb.cells:
+        verdict = (verdicts or {}).get(grade_id(cell) or "")
+        if verdict is None or cell.cell_type != "code":
+            continue
+        if verdict.passed:
+            text = f"Autograder: passed ({verdict.points:g} of {verdict.max_points:g} points).\n"
+            cell.outputs.append(nbformat.v4.new_output("stream", name="stdout", text=text))
+        else:
+            cell.outputs.append(
+                nbformat.v4.new_output(
+                    "error",
+                    ename="CheckFailure",
+                    evalue=verdict.message,
+                    traceback=[f"Autograder: 0 of {verdict.max_points:g} points.", verdict.message],
+                )
+            )
+    return nb
+
+
+def safe_outputs(outputs: list, max_chars: int) -> list[NotebookNode]:
+    """Outputs rebuilt from scratch: streams, errors, text and images only, each capped."""
+    kept: list[NotebookNode] = []
+    for out in outputs[:100]:
+        kind = out.get("output_type") if isinstance(out, Mapping) else None
+        if kind == "stream":
+            name = "stderr" if out.get("name") == "stderr" else "stdout"
+            kept.append(
+                nbformat.v4.new_output(
+                    "stream", name=name, text=text_of(out.get("text"), max_chars)
+                )
+            )
+        elif kind == "error":
+            kept.append(
+                nbformat.v4.new_output(
+                    "error",
+                    ename=text_of(out.get("ename"), 200),
+                    evalue=text_of(out.get("evalue"), 2000),
+                    traceback=[
+                        text_of(line, 2000) for line in list(out.get("traceback", []))[-20:]
+                    ],
+                )
+            )
+        elif kind in ("display_data", "execute_result"):
+            data = out.get("data", {}) if isinstance(out.get("data"), Mapping) else {}
+            safe = {
+                mime: text_of(data[mime], max_chars if mime == "text/plain" else 4 * max_chars)
+                for mime in SAFE_MIME
+                if mime in data
+            }
+            if safe:
+                kept.append(nbformat.v4.new_output("display_data", data=safe))
+    return kept
+
+
+def text_of(value: object, limit: int) -> str:
+    """A string from an untrusted output field, at most ``limit`` characters."""
+    if isinstance(value, list):
+        value = "".join(str(v) for v in value[:10_000])
+    return str(value if value is not None else "")[:limit]
+
+
+def read_assignment(course: CourseDir, checks: Mapping[str, Check], db_url: str) -> Assignment:
+    """The release, the checks and the graded cells, from a gradebook snapshot at ``db_url``."""
+    from nbgrader.api import Gradebook
+
+    from autograder.coursedir import COURSE_ID
+
+    released = nbformat.read(course.release_notebook, 4)
+    with Gradebook(db_url, COURSE_ID) as gb:
+        source = gb.find_notebook(course.notebook, course.assignment)
+        solutions = {c.name for c in source.solution_cells}
+        cells = {c.name: float(c.max_score) for c in source.grade_cells}
+    tests = {gid: p for gid, p in cells.items() if gid not in solutions}
+    manual = {gid: p for gid, p in cells.items() if gid in solutions}
+    unknown = sorted(set(tests) - set(checks))
+    if unknown:
+        raise RuntimeError(
+            f"No check is registered for the test cell(s) {', '.join(unknown)}\n"
+            "  How to fix it: add them to the exercise's CHECKS (autograder/exercise)."
+        )
+    return Assignment(db_url, released, checks, tests, manual)
