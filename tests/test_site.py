@@ -54,7 +54,11 @@ def _load(path: Path, name: str) -> ModuleType:
 
 
 build_site_script = _load(ROOT / "scripts" / "build_site.py", "course_build_site")
-hook = _load(ROOT / "docs" / "hooks" / "course_site.py", "course_site_hook")
+# The hooks import their helpers by plain name, as MkDocs runs them: from docs/hooks.
+sys.path.insert(0, str(ROOT / "docs" / "hooks"))
+import lesson_header  # noqa: E402
+import recorded_runs  # noqa: E402
+from benchmark_tables import benchmarks_section  # noqa: E402
 
 
 def built_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -476,10 +480,10 @@ def test_run_mode_reads_the_banner_from_the_outputs(tmp_path: Path) -> None:
     real = _notebook(tmp_path / "r.ipynb", banner(quick=False))
     silent = _notebook(tmp_path / "s.ipynb", "loss 2.3")
     empty = _notebook(tmp_path / "e.ipynb")
-    assert hook.run_mode(quick).kind == "quick"
-    assert hook.run_mode(real).kind == "real"
-    assert hook.run_mode(silent).kind == "unlabelled"
-    assert hook.run_mode(empty).kind == "unexecuted"
+    assert lesson_header.run_mode(quick).kind == "quick"
+    assert lesson_header.run_mode(real).kind == "real"
+    assert lesson_header.run_mode(silent).kind == "unlabelled"
+    assert lesson_header.run_mode(empty).kind == "unexecuted"
 
 
 def _recorded_run(root: Path, name: str, **changes: object) -> Path:
@@ -525,13 +529,12 @@ def _recorded_run(root: Path, name: str, **changes: object) -> Path:
 def test_results_sections_name_machine_weights_data_and_protocol(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(hook, "RESULTS_DIR", tmp_path / "results")
-    monkeypatch.setattr(hook, "BENCHMARKS_DIR", tmp_path / "benchmarks")
-    assert "No recorded runs yet" in hook.recorded_runs_section()
-    assert "No benchmarks recorded yet" in hook.benchmarks_section()
+    results, benchmarks = tmp_path / "results", tmp_path / "benchmarks"
+    assert "No recorded runs yet" in recorded_runs.recorded_runs_section(results)
+    assert "No benchmarks recorded yet" in benchmarks_section(benchmarks)
 
     _recorded_run(tmp_path / "results", "linear-probe-20260101-000000")
-    text = hook.recorded_runs_section()
+    text = recorded_runs.recorded_runs_section(results)
     for expected in (
         "`linear-probe`",  # protocol
         "cpu: x86_64, 2 cores (Linux-x86_64)",  # machine
@@ -574,7 +577,7 @@ def test_results_sections_name_machine_weights_data_and_protocol(
     }
     (tmp_path / "benchmarks" / "cpu-1.json").write_text(json.dumps(speed))
     (tmp_path / "benchmarks" / "grading-1.json").write_text(json.dumps(grading))
-    text = hook.benchmarks_section()
+    text = benchmarks_section(benchmarks)
     for expected in (
         "cpu: Some CPU, cpu_cores: 2",
         "`linear-probe`",

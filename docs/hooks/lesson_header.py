@@ -100,6 +100,18 @@ def run_mode(path: Path) -> RunMode:
     )
 
 
+def notebook_title(notebook: Mapping[str, Any], default: str) -> str:
+    """The notebook's first Markdown heading ("Lesson 1: A pretrained VGG16"), or ``default``."""
+    for cell in notebook.get("cells", []):
+        if cell.get("cell_type") != "markdown":
+            continue
+        source = cell.get("source", "")
+        for line in ("".join(source) if isinstance(source, list) else source).splitlines():
+            if line.startswith("# "):
+                return line[2:].strip()
+    return default
+
+
 def executions(notebook: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     """The notebook's recorded executions (``metadata.course.execution``), maybe none."""
     recorded = notebook.get("metadata", {}).get("course", {}).get("execution")

@@ -17,7 +17,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from lesson_header import colab_and_binder, header_html, read_notebook, run_mode
+from lesson_header import colab_and_binder, header_html, notebook_title, read_notebook, run_mode
 from mkdocs.config.defaults import MkDocsConfig
 from mkdocs.plugins import event_priority
 from mkdocs.structure.files import File, Files
@@ -79,9 +79,10 @@ def on_nav(nav: Navigation, config: MkDocsConfig, files: Files) -> Navigation:
     """Remember which lesson comes before which: a lesson's first prerequisite."""
     _previous.clear()
     lessons = [page for page in nav.pages if is_lesson(page)]
-    for before, page in zip(lessons, lessons[1:]):
+    for before, page in zip(lessons, lessons[1:], strict=False):
         stem = Path(before.file.src_uri).stem
-        _previous[page.file.src_uri] = (before.title or stem, f"../{stem}/")
+        title = notebook_title(read_notebook(Path(before.file.abs_src_path)), stem)
+        _previous[page.file.src_uri] = (title, f"../{stem}/")
     return nav
 
 
