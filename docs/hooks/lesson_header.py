@@ -229,8 +229,7 @@ def header_html(
         f"<dt>Before this lesson</dt><dd>{needs}</dd>"
         f"<dt>Time to run</dt><dd>laptop CPU: {html.escape(cpu)}<br>"
         f"GPU: {html.escape(gpu)}</dd>"
-        f"<dt>Notebook</dt><dd>{' · '.join(links)}<br>"
-        "With the student kit: <code>python -m course lessons DIR</code> copies every lesson "
-        "notebook into <code>DIR</code>.</dd>"
+        f"<dt>Notebook</dt><dd>{' · '.join(links)}; in the student kit: "
+        f"<code>lessons/{html.escape(notebook_name)}</code></dd>"
         "</dl>\n"
     )
