@@ -112,13 +112,18 @@ class DevTools:
         return urls
 
     def set_view(self, width: int, dark: bool) -> None:
-        """A viewport ``width`` px wide (a phone below 600), light or dark preferred."""
+        """A viewport ``width`` px wide, light or dark preferred.
+
+        A narrow desktop window stands in for a phone: the site's layout depends on the
+        width only, and headless Chromium's mobile emulation paints text that scrolls
+        inside a box past the box's edge in screenshots, which misleads a reviewer.
+        """
         self.call(
             "Emulation.setDeviceMetricsOverride",
             width=width,
             height=900,
             deviceScaleFactor=1,
-            mobile=width < 600,
+            mobile=False,
         )
         scheme = "dark" if dark else "light"
         self.call(
