@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint site serve lessons browser clean
+.PHONY: demo test lint site site-instructor kit serve lessons browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,8 +25,17 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
+# The student site (./site): lessons, exercise, student guide, results, `course` API.
 site: $(STAMP)
-	$(BIN)/mkdocs build --strict
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+# The instructor site (./site-instructor): the above plus the instructor guide and API.
+site-instructor: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict -f mkdocs-instructor.yml
+
+# The zip an instructor hands to students (dist/transfer-course-student-kit.zip).
+kit: $(STAMP)
+	$(BIN)/python -m autograder student-kit dist
 
 serve: $(STAMP)
 	$(BIN)/mkdocs serve
@@ -38,4 +47,4 @@ browser:
 	bash scripts/install_browser.sh
 
 clean:
-	rm -rf $(VENV) site build dist *.egg-info
+	rm -rf $(VENV) site site-instructor build dist *.egg-info

@@ -1,6 +1,7 @@
 """``python -m autograder COMMAND``: the instructor's grading pipeline around nbgrader.
 
-Commands: setup, release, collect, autograde, feedback, export, all. The course directory
+Commands: setup, release, collect, autograde, feedback, export, all; student-package and
+student-kit build what students get. The course directory
 is ``./grading/`` unless ``--course-dir`` says otherwise. ``python -m autograder COMMAND -h``
 lists each command's options.
 """
@@ -74,6 +75,11 @@ def _parser() -> argparse.ArgumentParser:
         "student-package", help="build the wheel students install (course only, no solutions)"
     )
     p.add_argument("--out", type=Path, default=Path("dist"), help="default: %(default)s")
+    p = commands.add_parser(
+        "student-kit",
+        help="build the zip students get: wheel, lessons, released exercise, offline network",
+    )
+    p.add_argument("out", type=Path, nargs="?", default=Path("dist"), help="default: %(default)s")
     p = commands.add_parser("all", help="every step in order")
     source_arg(p)
     inbox_args(p)
@@ -101,6 +107,10 @@ def main(argv: list[str] | None = None) -> int:
             from autograder.student_package import build_student_wheel
 
             print(f"student wheel: {build_student_wheel(args.out)}")
+        elif cmd == "student-kit":
+            from autograder.student_package import build_student_kit
+
+            print(f"student kit: {build_student_kit(args.out)}")
         elif cmd == "setup":
             print(f"instructor notebook: {pipeline.setup(course, args.source, _limits(args))}")
         elif cmd == "release":

@@ -8,7 +8,10 @@ package (already pulled in by the Jupyter stack); Playwright would add a Node
 driver pinned to its own browser builds for no gain.
 
 The site is served by ``http.server`` on 127.0.0.1 at a free port (search needs
-HTTP: its worker fetches the index). Screenshots go to ``artifacts/screenshots/``.
+HTTP: its worker fetches the index); any request the browser makes to another host
+fails the tests, so the site works offline. Each lesson is checked at 1280 px and at
+390 px (a phone), light and dark, and a screenshot of each is saved under
+``artifacts/screenshots/`` for a person to look at.
 """
 
 from __future__ import annotations
@@ -92,8 +95,50 @@ class DevTools:
         self._ws = websocket.create_connection(websocket_url, timeout=TIMEOUT, suppress_origin=True)
         self._next_id = 0
         self._events: list[dict[str, Any]] = []
+        self._forgets_palette = False
         self.call("Page.enable")
         self.call("Runtime.enable")
+        self.call("Network.enable")
+
+    def requested_urls(self) -> list[str]:
+        """Every URL the page asked for since the last call, then forget them."""
+        self.evaluate("0")  # read the events that arrived since the last reply
+        urls = [
+            event["params"]["request"]["url"]
+            for event in self._events
+            if event.get("method") == "Network.requestWillBeSent"
+        ]
+        self._events.clear()
+        return urls
+
+    def set_view(self, width: int, dark: bool) -> None:
+        """A viewport ``width`` px wide, light or dark preferred.
+
+        A narrow desktop window stands in for a phone: the site's layout depends on the
+        width only, and headless Chromium's mobile emulation paints text that scrolls
+        inside a box past the box's edge in screenshots, which misleads a reviewer.
+        """
+        self.call(
+            "Emulation.setDeviceMetricsOverride",
+            width=width,
+            height=900,
+            deviceScaleFactor=1,
+            mobile=False,
+        )
+        scheme = "dark" if dark else "light"
+        self.call(
+            "Emulation.setEmulatedMedia",
+            features=[{"name": "prefers-color-scheme", "value": scheme}],
+        )
+        # Material remembers the last palette in localStorage, and writes it on every page
+        # load: forget it before each page's scripts run, so every page follows the
+        # preferred scheme, as on a first visit.
+        if not self._forgets_palette:
+            self.call(
+                "Page.addScriptToEvaluateOnNewDocument",
+                source="try { localStorage.clear(); } catch (e) {}",
+            )
+            self._forgets_palette = True
 
     def call(self, method: str, **params: Any) -> dict[str, Any]:
         """Send one command and wait for its reply, keeping events that arrive meanwhile."""
@@ -142,6 +187,7 @@ class DevTools:
 
     def screenshot(self, path: Path) -> Path:
         """Save a PNG of the viewport."""
+        time.sleep(0.3)  # let transitions (header title, palette) settle
         data = self.call("Page.captureScreenshot", format="png")["data"]
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(base64.b64decode(data))
@@ -275,3 +321,160 @@ def test_search_finds_requires_grad(browser: DevTools, base_url: str) -> None:
         "search results for requires_grad",
     )
     assert any("requires_grad" in text for text in results), results
+
+
+# --------------------------------------------------------------------------- layout
+
+VIEWS = [(1280, False), (390, False), (1280, True), (390, True)]
+
+# Each check returns a list of problems, [] when the page is fine.
+_PAGE_OVERFLOW = """
+(() => {
+  const doc = document.documentElement;
+  return doc.scrollWidth > window.innerWidth + 1
+    ? [`the page is ${doc.scrollWidth} px wide in a ${window.innerWidth} px window`] : [];
+})()
+"""
+_OUTPUTS_SCROLL = """
+(() => {
+  const problems = [];
+  for (const pre of document.querySelectorAll('.jp-OutputArea-output pre')) {
+    const style = getComputedStyle(pre);
+    const box = pre.getBoundingClientRect();
+    const text = pre.textContent.slice(0, 40).replace(/\\s+/g, ' ');
+    if (style.whiteSpace !== 'pre') problems.push(`output wraps (${style.whiteSpace}): ${text}`);
+    if (box.right > window.innerWidth + 1) problems.push(`output sticks out: ${text}`);
+    if (pre.scrollWidth > pre.clientWidth + 1 && !['auto', 'scroll'].includes(style.overflowX))
+      problems.push(`output clipped without a scrollbar: ${text}`);
+  }
+  return problems;
+})()
+"""
+_COPY_BUTTON_LANE = """
+(() => {
+  const problems = [];
+  for (const editor of document.querySelectorAll('.jp-InputArea-editor')) {
+    const button = editor.querySelector('.zeroclipboard-container');
+    const pre = editor.querySelector('.highlight-ipynb pre');
+    if (!button || !pre || button.offsetWidth === 0) continue;
+    const textRight = pre.getBoundingClientRect().right
+      - parseFloat(getComputedStyle(pre).paddingRight);
+    if (textRight > button.getBoundingClientRect().left + 1)
+      problems.push(`code runs under the copy button: ${pre.textContent.slice(0, 40)}`);
+  }
+  return problems;
+})()
+"""
+_PROMPTS_NARROW = """
+(() => [...document.querySelectorAll('.jp-InputPrompt, .jp-OutputPrompt')]
+  .filter(p => p.offsetWidth > 48)
+  .slice(0, 3).map(p => `a prompt ${p.offsetWidth} px wide: ${p.textContent.trim()}`))()
+"""
+_DARK_FIGURES = """
+(() => {
+  const problems = [];
+  if (document.body.getAttribute('data-md-color-scheme') !== 'slate')
+    problems.push('dark mode was asked for but the page is not in the slate scheme');
+  for (const img of document.querySelectorAll('.jp-OutputArea-output img')) {
+    const [r, g, b] = (getComputedStyle(img).backgroundColor.match(/[\\d.]+/g) || [0, 0, 0])
+      .map(Number);
+    const alpha = (getComputedStyle(img).backgroundColor.match(/[\\d.]+/g) || []).length > 3
+      ? Number(getComputedStyle(img).backgroundColor.match(/[\\d.]+/g)[3]) : 1;
+    if (alpha < 0.9 || 0.2126 * r + 0.7152 * g + 0.0722 * b < 200)
+      problems.push(`a figure without a light backing in dark mode: ${img.src.slice(0, 50)}`);
+  }
+  return problems;
+})()
+"""
+
+
+def _external(urls: list[str], base_url: str) -> list[str]:
+    """The URLs that leave the site: not on the test server, not data: or blob:."""
+    return [
+        url for url in urls if not url.startswith((base_url, "data:", "blob:", "about:", "chrome"))
+    ]
+
+
+@pytest.mark.parametrize(
+    ("width", "dark"), VIEWS, ids=[f"{w}px-{'dark' if d else 'light'}" for w, d in VIEWS]
+)
+def test_lessons_read_well_at_every_width(
+    browser: DevTools, base_url: str, width: int, dark: bool
+) -> None:
+    """No clipped text, no page overflow, no request off the site, a screenshot of each."""
+    lessons = _lesson_urls(browser, base_url)
+    if not lessons:
+        pytest.skip("the site has no lesson pages yet (no executed notebooks in course/lessons/)")
+    browser.set_view(width, dark)
+    browser.requested_urls()
+    problems: list[str] = []
+    try:
+        for url in lessons:
+            browser.open(url)
+            browser.wait_for(
+                "[...document.querySelectorAll('.jp-OutputArea img')].every(i => i.complete)",
+                f"the images of {url} to load",
+            )
+            checks = [_PAGE_OVERFLOW, _OUTPUTS_SCROLL, _COPY_BUTTON_LANE]
+            if width < 600:
+                checks.append(_PROMPTS_NARROW)
+            if dark:
+                checks.append(_DARK_FIGURES)
+            name = url.rstrip("/").rsplit("/", 1)[-1]
+            for check in checks:
+                problems += [f"{name} at {width} px: {p}" for p in browser.evaluate(check)]
+            facts = browser.evaluate(
+                "(document.querySelector('.course-lesson-facts') || {}).innerText || ''"
+            )
+            if "Time to run" not in facts or "Download this notebook" not in facts:
+                problems.append(f"{name}: no opening box with time to run and download link")
+            problems += [
+                f"{name}: request off the site: {u}"
+                for u in _external(browser.requested_urls(), base_url)
+            ]
+            scheme = "dark" if dark else "light"
+            browser.screenshot(SCREENSHOTS / f"{name}-{width}px-{scheme}.png")
+            # A second shot where the first wide output sits, for a person to check.
+            if browser.evaluate(
+                "(() => { const pre = [...document.querySelectorAll('.jp-OutputArea-output pre')]"
+                ".find(p => p.scrollWidth > p.clientWidth); if (!pre) return false;"
+                " pre.scrollIntoView({block: 'center'}); return true; })()"
+            ):
+                browser.screenshot(SCREENSHOTS / f"{name}-{width}px-{scheme}-wide-output.png")
+    finally:
+        browser.set_view(1280, False)
+    assert not problems, "\n".join(problems)
+
+
+def test_no_request_leaves_the_site(browser: DevTools, base_url: str) -> None:
+    """Home, results, reference and a search: every request stays on 127.0.0.1."""
+    browser.requested_urls()
+    external = []
+    for path in ("", "start/", "results/", "reference/course/", "exercise/", "?q=freezing"):
+        browser.open(base_url + path)
+        if path.startswith("?q="):
+            browser.wait_for(
+                "document.querySelectorAll('.md-search-result__item').length",
+                "search results",
+            )
+        time.sleep(0.5)  # late requests: fonts and icons load after 'complete'
+        external += [
+            f"{path or 'home'}: {u}" for u in _external(browser.requested_urls(), base_url)
+        ]
+    assert not external, "requests that leave the site:\n" + "\n".join(external)
+
+
+def test_search_result_titles_are_clean(browser: DevTools, base_url: str) -> None:
+    """No "In [4]: Copied!" or pilcrows in search results: prompts are not indexed."""
+    browser.open(base_url + "?q=freezing")
+    titles = browser.wait_for(
+        "[...document.querySelectorAll('.md-search-result__article h1,"
+        " .md-search-result__article h2')].map(e => e.innerText)",
+        "search results for 'freezing'",
+    )
+    snippets = browser.evaluate(
+        "[...document.querySelectorAll('.md-search-result__article')].map(e => e.innerText)"
+    )
+    dirty = [t for t in titles + snippets if any(w in t for w in ("In [", "Copied!", "¶"))]
+    assert titles, "no search result for 'freezing'"
+    assert not dirty, f"search results show prompts or copy-button text: {dirty[:5]}"

@@ -1,8 +1,13 @@
 """The course site: it builds strictly, its links resolve, and it leaks nothing.
 
-One strict build per test session (into a temporary folder) feeds every test here
-and the browser test. What "leaks" means, and why:
+One strict build of the student site per test session (into a temporary folder) feeds
+every test here and the browser test; the instructor site is built once more for the
+tests that need its pages. What "leaks" means for the student site, and why:
 
+- no page of the instructor guide or the instructor API, and no link to one;
+- no sentence of a docstring of ``solutions`` or ``autograder`` (they describe the
+  reference recipes, the hidden checks' fixtures and batch sizes, the kernel guard),
+  and no command or module path of either package;
 - every non-trivial line inside the exercise's solution regions and hidden-test
   regions, and the nbgrader markers themselves, must appear nowhere in the built
   site (pages, search index, copied notebooks). Lines the student release shows
@@ -36,7 +41,18 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-EXERCISE = ROOT / "course" / "exercises" / "transfer_learning.py"
+# The exercise source: on the grader's side (autograder/exercise/), or where it used to be.
+EXERCISE = next(
+    (
+        path
+        for path in (
+            ROOT / "autograder" / "exercise" / "transfer_learning.py",
+            ROOT / "course" / "exercises" / "transfer_learning.py",
+        )
+        if path.exists()
+    ),
+    ROOT / "autograder" / "exercise" / "transfer_learning.py",
+)
 SOLUTIONS_TRANSFER = ROOT / "solutions" / "transfer.py"
 LESSONS = ROOT / "course" / "lessons"
 MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS")
@@ -54,25 +70,41 @@ def _load(path: Path, name: str) -> ModuleType:
 
 
 build_site_script = _load(ROOT / "scripts" / "build_site.py", "course_build_site")
-hook = _load(ROOT / "docs" / "hooks" / "course_site.py", "course_site_hook")
+# The hooks import their helpers by plain name, as MkDocs runs them: from docs/hooks.
+sys.path.insert(0, str(ROOT / "docs" / "hooks"))
+import audience  # noqa: E402
+import lesson_header  # noqa: E402
+import recorded_runs  # noqa: E402
+from benchmark_tables import benchmarks_section  # noqa: E402
 
 
-def built_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Build the site once per session (shared with tests/test_browser.py)."""
+def built_site(tmp_path_factory: pytest.TempPathFactory, *, instructor: bool = False) -> Path:
+    """Build the student site (or the instructor site) once per session.
+
+    Shared with tests/test_browser.py.
+    """
     base = tmp_path_factory.getbasetemp()
-    site = base / "course-site"
-    done = base / "course-site.built"
+    name = "course-site-instructor" if instructor else "course-site"
+    site = base / name
+    done = base / f"{name}.built"
     if not done.exists():
-        result = build_site_script.build_site(site)
+        result = build_site_script.build_site(site, instructor=instructor)
         assert result.ok, f"mkdocs build --strict failed:\n{result.log}"
-        print(f"\nmkdocs build --strict: {result.seconds:.1f} s")
+        print(f"\nmkdocs build --strict ({name}): {result.seconds:.1f} s")
         done.write_text(f"{result.seconds:.2f}\n{result.log}")
     return site
 
 
 @pytest.fixture(scope="session")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The student site."""
     return built_site(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def instructor_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The instructor site."""
+    return built_site(tmp_path_factory, instructor=True)
 
 
 # --------------------------------------------------------------------------- text
@@ -391,9 +423,9 @@ def test_results_page_is_generated_from_the_recorded_files(site: Path) -> None:
         assert record.stem in page
 
 
-def test_reference_renders_no_source_code(site: Path) -> None:
+def test_reference_renders_no_source_code(instructor_site: Path) -> None:
     for name in ("solutions", "autograder"):
-        page = (site / "reference" / name / "index.html").read_text(encoding="utf-8")
+        page = (instructor_site / "reference" / name / "index.html").read_text(encoding="utf-8")
         assert "Instructor-only" in page
         assert "Source code in" not in page, f"mkdocstrings rendered source code on {name}"
 
@@ -476,10 +508,10 @@ def test_run_mode_reads_the_banner_from_the_outputs(tmp_path: Path) -> None:
     real = _notebook(tmp_path / "r.ipynb", banner(quick=False))
     silent = _notebook(tmp_path / "s.ipynb", "loss 2.3")
     empty = _notebook(tmp_path / "e.ipynb")
-    assert hook.run_mode(quick).kind == "quick"
-    assert hook.run_mode(real).kind == "real"
-    assert hook.run_mode(silent).kind == "unlabelled"
-    assert hook.run_mode(empty).kind == "unexecuted"
+    assert lesson_header.run_mode(quick).kind == "quick"
+    assert lesson_header.run_mode(real).kind == "real"
+    assert lesson_header.run_mode(silent).kind == "unlabelled"
+    assert lesson_header.run_mode(empty).kind == "unexecuted"
 
 
 def _recorded_run(root: Path, name: str, **changes: object) -> Path:
@@ -525,13 +557,12 @@ def _recorded_run(root: Path, name: str, **changes: object) -> Path:
 def test_results_sections_name_machine_weights_data_and_protocol(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(hook, "RESULTS_DIR", tmp_path / "results")
-    monkeypatch.setattr(hook, "BENCHMARKS_DIR", tmp_path / "benchmarks")
-    assert "No recorded runs yet" in hook.recorded_runs_section()
-    assert "No benchmarks recorded yet" in hook.benchmarks_section()
+    results, benchmarks = tmp_path / "results", tmp_path / "benchmarks"
+    assert "No recorded runs yet" in recorded_runs.recorded_runs_section(results)
+    assert "No benchmarks recorded yet" in benchmarks_section(benchmarks)
 
     _recorded_run(tmp_path / "results", "linear-probe-20260101-000000")
-    text = hook.recorded_runs_section()
+    text = recorded_runs.recorded_runs_section(results)
     for expected in (
         "`linear-probe`",  # protocol
         "cpu: x86_64, 2 cores (Linux-x86_64)",  # machine
@@ -574,7 +605,7 @@ def test_results_sections_name_machine_weights_data_and_protocol(
     }
     (tmp_path / "benchmarks" / "cpu-1.json").write_text(json.dumps(speed))
     (tmp_path / "benchmarks" / "grading-1.json").write_text(json.dumps(grading))
-    text = hook.benchmarks_section()
+    text = benchmarks_section(benchmarks)
     for expected in (
         "cpu: Some CPU, cpu_cores: 2",
         "`linear-probe`",
@@ -587,3 +618,203 @@ def test_results_sections_name_machine_weights_data_and_protocol(
     ):
         assert expected in text, expected
     assert "images: 64" not in text, "bench_fast's settings belong in its JSON, not the page"
+
+
+# --------------------------------------------------------------------------- two builds
+
+INSTRUCTOR_PACKAGES = ("solutions", "autograder")
+# A command or a module path of an instructor package: `python -m solutions run`,
+# `solutions.fast`, `autograder.checks.inputs`.
+_INSTRUCTOR_NAME = re.compile(
+    r"python -m (solutions|autograder)\b|\b(solutions|autograder)\.[a-z_]"
+)
+# Words only grading internals use.
+_GRADING_WORDS = ("nonce", "kernel_guard", "kernel guard", "BEGIN HIDDEN", "hidden-test fixture")
+
+
+def docstring_sentences(packages: tuple[str, ...]) -> set[str]:
+    """Every sentence of 40+ characters in the docstrings of ``packages``, as rendered text."""
+    sentences: set[str] = set()
+    for package in packages:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            nodes = [tree] + [
+                n
+                for n in ast.walk(tree)
+                if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+            ]
+            for node in nodes:
+                doc = ast.get_docstring(node)
+                if not doc:
+                    continue
+                for sentence in re.split(r"(?<=[.:;])\s+", _prose(" ".join(doc.split()))):
+                    if len(sentence) >= 40:
+                        sentences.add(sentence)
+    return sentences
+
+
+@pytest.fixture(scope="session")
+def instructor_sentences() -> list[str]:
+    """Docstring sentences of solutions/ and autograder/ that course/ does not share."""
+    return sorted(docstring_sentences(INSTRUCTOR_PACKAGES) - docstring_sentences(("course",)))
+
+
+def test_student_build_has_no_instructor_page(site: Path) -> None:
+    assert not (site / "instructor").exists(), "the instructor guide is in the student site"
+    for name in INSTRUCTOR_PACKAGES:
+        assert not (site / "reference" / name).exists(), f"the {name} API is in the student site"
+    links = [
+        f"{path.relative_to(site)}: {link}"
+        for path in site.rglob("*.html")
+        for _, link in parse_html(path.read_text(encoding="utf-8")).links
+        if "instructor/" in link or re.search(r"reference/(solutions|autograder)", link)
+    ]
+    assert not links, "links to instructor pages:\n" + "\n".join(links)
+
+
+def test_student_build_has_no_instructor_docstring(
+    site: Path, texts: dict[Path, str], instructor_sentences: list[str]
+) -> None:
+    assert len(instructor_sentences) > 50, "too few docstring sentences: is the scan broken?"
+    leaks = find_leaks(texts, instructor_sentences, site)
+    assert not leaks, "solutions/autograder docstrings on the student site:\n" + "\n".join(leaks)
+
+
+def test_docstring_scan_finds_the_instructor_api(
+    instructor_site: Path, instructor_sentences: list[str]
+) -> None:
+    """The same scan on the instructor site finds its API pages: the scan can fail."""
+    texts = site_texts(instructor_site / "reference")
+    assert len(find_leaks(texts, instructor_sentences, instructor_site)) > 20
+
+
+def test_student_build_names_no_instructor_command_or_module(
+    site: Path, texts: dict[Path, str]
+) -> None:
+    found = []
+    for path, text in texts.items():
+        for match in _INSTRUCTOR_NAME.finditer(text):
+            found.append(f"{path.relative_to(site)}: {text[match.start() : match.end() + 30]!r}")
+        found += [f"{path.relative_to(site)}: {w!r}" for w in _GRADING_WORDS if w in text]
+    assert not found, "instructor material named on the student site:\n" + "\n".join(
+        sorted(set(found))
+    )
+
+
+def test_instructor_build_adds_the_guide_and_the_api(instructor_site: Path) -> None:
+    assert (instructor_site / "instructor" / "index.html").is_file()
+    assert (instructor_site / "reference" / "autograder" / "index.html").is_file()
+    limits = (instructor_site / "instructor" / "enforcement" / "index.html").read_text()
+    assert "<!-- course:limits-table -->" not in limits and "cell_timeout" in limits
+    home = (instructor_site / "index.html").read_text(encoding="utf-8")
+    assert "Start as an instructor" in home and "<!-- instructor-only -->" not in home
+
+
+def test_instructor_only_blocks_go_from_the_student_build() -> None:
+    text = (
+        "| a | b |\n| --- | --- |\n| 1 | 2 |\n<!-- instructor-only -->\n| 3 | 4 |\n"
+        "<!-- /instructor-only -->\nafter\n"
+    )
+    assert audience.student_markdown(text) == "| a | b |\n| --- | --- |\n| 1 | 2 |\nafter\n"
+    with pytest.raises(ValueError, match="unbalanced"):
+        audience.student_markdown("<!-- instructor-only -->\nsecret\n")
+
+
+# --------------------------------------------------------------------------- offline, search
+
+
+def test_no_page_loads_anything_from_another_host(site: Path) -> None:
+    remote = re.compile(r"<(script|link|img|iframe)\b[^>]*\b(src|href)=\"(https?:)?//", re.I)
+    found = [
+        f"{path.relative_to(site)}: {m.group(0)[:120]}"
+        for path in site.rglob("*.html")
+        for m in remote.finditer(path.read_text(encoding="utf-8"))
+        if 'rel="canonical"' not in m.group(0)
+    ]
+    assert not found, "pages that load from another host:\n" + "\n".join(found[:10])
+
+
+def test_search_index_has_no_prompts_or_copy_buttons(site: Path) -> None:
+    index = json.loads((site / "search" / "search_index.json").read_text(encoding="utf-8"))
+    lessons = [doc for doc in index["docs"] if doc["location"].startswith("lessons/0")]
+    assert lessons, "no lesson in the search index"
+    dirty = [
+        f"{doc['location']}: {doc['title']!r}"
+        for doc in lessons
+        if any(w in doc["title"] + doc["text"] for w in ("In [", "In\xa0[", "Copied!", "¶"))
+    ]
+    assert not dirty, "search entries with prompts or copy-button text:\n" + "\n".join(dirty)
+
+
+# --------------------------------------------------------------------------- lesson header
+
+
+def test_lesson_header_reads_time_and_prerequisites_from_the_notebook() -> None:
+    bare = {"cells": [], "metadata": {}}
+    assert lesson_header.time_to_run(bare) == ("not measured", "not measured")
+    assert lesson_header.prerequisites(bare, None) == list(lesson_header.FIRST_LESSON_PREREQUISITES)
+    assert lesson_header.prerequisites(bare, ("Lesson 1", "../01/")) == ["[Lesson 1](../01/)"]
+    record = {"seconds": 95, "machine": "cpu: x86_64, 2 cores", "torch": "2.14.1"}
+    gpu = {"seconds": 12, "machine": "cuda: NVIDIA H200"}
+    timed = {"metadata": {"course": {"execution": [record, gpu], "prerequisites": ["`nn.Module`"]}}}
+    cpu_line, gpu_line = lesson_header.time_to_run(timed)
+    assert cpu_line == "1.6 min on cpu: x86_64, 2 cores (torch 2.14.1)"
+    assert gpu_line == "12 s on cuda: NVIDIA H200"
+    assert lesson_header.time_to_run({"metadata": {"course": {"execution": record}}})[1] == (
+        "not measured"
+    )
+    assert lesson_header.prerequisites(timed, ("x", "y")) == ["`nn.Module`"]
+
+
+def test_open_links_only_for_a_public_repository() -> None:
+    links = dict(
+        lesson_header.colab_and_binder(
+            "https://github.com/org/transfer-course", "main", "course/lessons/01_a.ipynb"
+        )
+    )
+    assert links["Open in Colab"] == (
+        "https://colab.research.google.com/github/org/transfer-course/blob/main/"
+        "course/lessons/01_a.ipynb"
+    )
+    assert links["Open in Binder"].startswith("https://mybinder.org/v2/gh/org/transfer-course/main")
+    assert lesson_header.colab_and_binder("", "main", "x.ipynb") == []
+    gitlab = dict(lesson_header.colab_and_binder("https://gitlab.com/o/r", "main", "x.ipynb"))
+    assert list(gitlab) == ["Open in Binder"]
+
+
+def test_lesson_pages_open_with_facts_and_no_open_link_by_default(site: Path) -> None:
+    config = _mkdocs_config()
+    assert not config["extra"].get("course_repo_url"), "the default build has no public URL"
+    for lesson in sorted(LESSONS.glob("[0-9][0-9]_*.ipynb")):
+        page = (site / "lessons" / lesson.stem / "index.html").read_text(encoding="utf-8")
+        facts = page[page.index('class="course-lesson-facts"') :][:2000]
+        assert "Before this lesson" in facts and "Time to run" in facts
+        assert f'href="{lesson.name}" download' in facts
+        assert "colab.research.google.com" not in page
+
+
+# --------------------------------------------------------------------------- results page
+
+
+def test_results_show_no_build_machine_path_and_the_real_input_size(tmp_path: Path) -> None:
+    run = _recorded_run(
+        tmp_path / "results",
+        "corrected-64",
+        size=64,
+        protocol={
+            "name": "corrected",
+            "description": "fc6, fc7 and the new head train at 224 px, everything else frozen.",
+            "size": 224,
+            "trainable": "fc",
+        },
+        data={"source": "zip /work/shared/data/cifar10-jpeg-train.zip", "synthetic": False},
+        command="/work/main/solutions/__main__.py run --protocol corrected",
+    )
+    student = recorded_runs.recorded_runs_section(run.parent)
+    assert "/work/" not in student
+    assert "zip cifar10-jpeg-train.zip" in student
+    assert "train at 64 px" in student and "run at 64 px" in student
+    assert "python -m solutions" not in student, "the command is for the instructor build"
+    instructor = recorded_runs.recorded_runs_section(run.parent, show_command=True)
+    assert "`python -m solutions run --protocol corrected`" in instructor
+    assert "/work/" not in instructor
