@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torchvision
 from PIL import Image
 from torch import nn
 
@@ -175,13 +176,10 @@ def test_tf_padding_is_what_makes_it_agree(
     model: nn.Module, images: tuple[np.ndarray, list[str]], tflite_logits: np.ndarray
 ) -> None:
     # The check above can fail: torchvision's own symmetric padding gives far lower agreement.
-    plain = copy.deepcopy(model)
-    for module in plain.modules():
-        if getattr(module, "tf_same_padding", False):
-            module._forward_pre_hooks.clear()
-            module.padding = (1, 1)
+    plain = torchvision.models.mobilenet_v2().eval()  # same weights, no hooks
+    plain.load_state_dict(model.state_dict())
     with torch.no_grad():
-        logits = plain(_to_input(images[0], plain)).numpy()
+        logits = plain(_to_input(images[0], model)).numpy()
     agreement = float((logits.argmax(1) == tflite_logits.argmax(1)).mean())
     print(f"agreement with symmetric padding: {agreement:.3f}")
     assert agreement <= 0.6
@@ -227,7 +225,8 @@ def test_padding_hook_survives_deepcopy_and_pickle(model: nn.Module) -> None:
         "features.7.conv.1.0",
         "features.14.conv.1.0",
     ]
-    assert sum(len(m._forward_pre_hooks) for m in model.modules()) == 5  # no second hook
+    with torch.no_grad():  # installing again adds no second hook (that would pad twice)
+        assert torch.equal(model(x), expected)
 
 
 def test_calibrated_batchnorm_keeps_eval_and_makes_train_mode_usable(
