@@ -280,9 +280,17 @@ def test_second_load_reads_the_cache_without_parsing(
         assert torch.equal(again(x), model(x))  # same weights, and the hooks are installed
 
 
-def test_a_damaged_cache_is_converted_again(private_caches: Path, model: nn.Module) -> None:
+@pytest.mark.parametrize("damage", ["half a file", "one weight changed"])
+def test_a_damaged_cache_is_converted_again(
+    private_caches: Path, model: nn.Module, damage: str
+) -> None:
     cached = offline_mobilenet.cached_state_file(offline_mobilenet.TFLITE_SHA256)
-    cached.write_bytes(b"half a file")
+    if damage == "half a file":
+        cached.write_bytes(b"half a file")
+    else:  # still a readable torch file: only the stored checksum can tell
+        stored = torch.load(cached, weights_only=True)
+        stored["state_dict"]["classifier.1.weight"][0, 0] += 1.0
+        torch.save(stored, cached)
     with pytest.warns(RuntimeWarning, match="damaged"):
         again = load_model("mobilenet_v2", "imagenet", offline=True)
     assert torch.equal(again.classifier[1].weight, model.classifier[1].weight)
