@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torchvision
 from PIL import Image
 from torch import nn
 
@@ -175,13 +176,10 @@ def test_tf_padding_is_what_makes_it_agree(
     model: nn.Module, images: tuple[np.ndarray, list[str]], tflite_logits: np.ndarray
 ) -> None:
     # The check above can fail: torchvision's own symmetric padding gives far lower agreement.
-    plain = copy.deepcopy(model)
-    for module in plain.modules():
-        if getattr(module, "tf_same_padding", False):
-            module._forward_pre_hooks.clear()
-            module.padding = (1, 1)
+    plain = torchvision.models.mobilenet_v2().eval()  # same weights, no hooks
+    plain.load_state_dict(model.state_dict())
     with torch.no_grad():
-        logits = plain(_to_input(images[0], plain)).numpy()
+        logits = plain(_to_input(images[0], model)).numpy()
     agreement = float((logits.argmax(1) == tflite_logits.argmax(1)).mean())
     print(f"agreement with symmetric padding: {agreement:.3f}")
     assert agreement <= 0.6
@@ -227,14 +225,15 @@ def test_padding_hook_survives_deepcopy_and_pickle(model: nn.Module) -> None:
         "features.7.conv.1.0",
         "features.14.conv.1.0",
     ]
-    assert sum(len(m._forward_pre_hooks) for m in model.modules()) == 5  # no second hook
+    with torch.no_grad():  # installing again adds no second hook (that would pad twice)
+        assert torch.equal(model(x), expected)
 
 
 def test_calibrated_batchnorm_keeps_eval_and_makes_train_mode_usable(
     model: nn.Module, images: tuple[np.ndarray, list[str]]
 ) -> None:
-    small = np.stack([np.asarray(Image.fromarray(p).resize((64, 64))) for p in images[0]])
-    x = _to_input(small, model)
+    small = [np.asarray(Image.fromarray(p).resize((64, 64))) for p in images[0][::2]]
+    x = _to_input(np.stack(small), model)  # 17 images, every other one: all ten classes
 
     def train_mode_logits(net: nn.Module) -> torch.Tensor:
         net = copy.deepcopy(net).train()  # train mode updates running stats: use a copy
@@ -247,7 +246,7 @@ def test_calibrated_batchnorm_keeps_eval_and_makes_train_mode_usable(
     with torch.no_grad():
         reference = model(x)
     before = train_mode_logits(model)  # batch statistics against folded BN
-    calibrated = calibrate_batchnorm(copy.deepcopy(model), [x[:17], (x[17:], None)])
+    calibrated = calibrate_batchnorm(copy.deepcopy(model), [x[:9], (x[9:], None)])
     assert not calibrated.training  # its mode is left as it was
     with torch.no_grad():
         after_eval = calibrated(x)
@@ -281,9 +280,17 @@ def test_second_load_reads_the_cache_without_parsing(
         assert torch.equal(again(x), model(x))  # same weights, and the hooks are installed
 
 
-def test_a_damaged_cache_is_converted_again(private_caches: Path, model: nn.Module) -> None:
+@pytest.mark.parametrize("damage", ["half a file", "one weight changed"])
+def test_a_damaged_cache_is_converted_again(
+    private_caches: Path, model: nn.Module, damage: str
+) -> None:
     cached = offline_mobilenet.cached_state_file(offline_mobilenet.TFLITE_SHA256)
-    cached.write_bytes(b"half a file")
+    if damage == "half a file":
+        cached.write_bytes(b"half a file")
+    else:  # still a readable torch file: only the stored checksum can tell
+        stored = torch.load(cached, weights_only=True)
+        stored["state_dict"]["classifier.1.weight"][0, 0] += 1.0
+        torch.save(stored, cached)
     with pytest.warns(RuntimeWarning, match="damaged"):
         again = load_model("mobilenet_v2", "imagenet", offline=True)
     assert torch.equal(again.classifier[1].weight, model.classifier[1].weight)
