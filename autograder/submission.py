@@ -107,6 +107,7 @@ def grade_submission(
         if stopped:
             result.status, reason = stopped
             result.reasons.append(reason)
+            keep_log(scratch / "runner.log", course.result(student).with_suffix(".log"))
         else:
             graded.verdicts = score_all(
                 assignment.checks, assignment.tests, scratch / "records", seed
@@ -123,6 +124,18 @@ def grade_submission(
         shutil.rmtree(scratch, ignore_errors=True)
     result.seconds = round(time.monotonic() - started, 2)
     return graded
+
+
+def keep_log(log: Path, target: Path, limit: int = 20_000) -> None:
+    """Keep the end of the runner's log for the instructor (never shown to the student)."""
+    try:
+        with open(log, "rb") as handle:
+            handle.seek(max(0, log.stat().st_size - limit))
+            tail = handle.read()
+    except OSError:
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(tail)
 
 
 def change_reason(change: object) -> str:
