@@ -351,7 +351,7 @@ def test_kernel_cannot_touch_the_gradebook_or_classmates(graded) -> None:
     assert _digest(course) == (root / "gradebook-before.sha").read_text(encoding="utf-8")
     # Inside the sandbox those paths lead to empty folders: sqlite made a new, empty file.
     text = str(nbformat.read(course.autograded("gradebook"), 4).cells)
-    assert "no such table: grade" in text
+    assert "gradebook: no such table" in text
 
 
 def test_displayhook_gives_no_partial_credit(graded) -> None:
