@@ -86,6 +86,9 @@ def grade_submission(
     submitted = nbformat.reads(data.decode("utf-8"), as_version=4)
     changes = cell_changes(assignment.released.metadata.get(CHECK_KEY, {}), submitted)
     result.reasons += [change_reason(c) for c in changes]
+    # Deleted answer and locked cells come back as released (nbgrader's add_missing_cells
+    # restores test cells, and needs the answer cell before each one to be there).
+    restore_cells(submitted, assignment.released)
     try:
         prepared = prepare_notebook(
             submitted, assignment.db_url, course.assignment, course.notebook
@@ -94,7 +97,6 @@ def grade_submission(
         result.status = "invalid"
         result.reasons.append(str(error))
         return graded
-    restore_locked_cells(prepared, assignment.released)
     scratch = course.work / student
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(parents=True)
@@ -151,9 +153,12 @@ def change_reason(change: object) -> str:
     return f"{kind} cell {gid} was edited; the original was restored and graded"
 
 
-def restore_locked_cells(nb: NotebookNode, released: NotebookNode) -> None:
-    """Put back locked cells (text, imports) that nbgrader does not restore when deleted."""
-    present = {grade_id(c) for c in nb.cells}
+def restore_cells(nb: NotebookNode, released: NotebookNode) -> None:
+    """Put back deleted answer cells (as released: the stub) and locked cells, in place.
+
+    Each goes after the nearest earlier cell of the release that the notebook still has.
+    """
+    present = {grade_id(c) for c in nb.cells if grade_id(c)}
     position = 0
     for cell in released.cells:
         gid = grade_id(cell)
@@ -161,7 +166,9 @@ def restore_locked_cells(nb: NotebookNode, released: NotebookNode) -> None:
             position = next(i for i, c in enumerate(nb.cells) if grade_id(c) == gid) + 1
             continue
         meta = cell.metadata.get("nbgrader", {})
-        if gid and meta.get("locked") and not meta.get("grade") and not meta.get("solution"):
+        answer = meta.get("solution")
+        locked = meta.get("locked") and not meta.get("grade")
+        if gid and (answer or locked):
             nb.cells.insert(position, copy.deepcopy(cell))
             position += 1
 
