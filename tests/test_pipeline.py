@@ -209,15 +209,16 @@ def test_quiet_pattern_keeps_other_stderr() -> None:
 
 def test_sandbox_notes_when_network_cannot_be_cut(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(limits_module, "network_namespace_available", lambda: False)
-    box = make_sandbox(Limits())
+    box = make_sandbox(Limits(sandbox="off"))
     assert box.prefix == [] and any("NOT cut" in n for n in box.notes)
+    assert any("NOT sandboxed" in n for n in box.notes)
     with pytest.raises(RuntimeError, match="Cannot cut the network"):
-        make_sandbox(Limits(network="off"))
+        make_sandbox(Limits(network="off", sandbox="off"))
 
 
 def test_sandbox_cuts_network_where_possible(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(limits_module, "network_namespace_available", lambda: True)
-    box = make_sandbox(Limits(memory_mb=1000))
+    box = make_sandbox(Limits(memory_mb=1000, sandbox="off"))
     assert box.prefix[0] == "unshare" and "--net" in box.prefix
     assert any("RLIMIT_AS" in e for e in box.enforced)
 
