@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
                 results = pipeline.autograde(
                     course, workers=args.workers, limits=limits, progress=not args.no_progress
                 )
-            print(pipeline.summary_table(results))
+            print(pipeline.summary_table(results, unmatched=pipeline.load_unmatched(course)))
             if cmd == "all":
                 print(f"feedback: {course.root / 'feedback'}\ngrades: {csv_path}")
             damaged = pipeline.verify_originals(course)

@@ -32,6 +32,8 @@ from autograder.coursedir import COURSE_ID, KERNEL_ENV, CourseDir
 from autograder.execution import grading_imports
 from autograder.intake import load_intake
 from autograder.limits import Limits, Sandbox, make_sandbox
+from autograder.sandbox import sandbox_env
+from course.paths import cache_dir, shared_data_dir
 
 
 @dataclass
@@ -167,7 +169,15 @@ def _grade_one(
     env = {**os.environ, **KERNEL_ENV, "JUPYTER_RUNTIME_DIR": runtime, "TMPDIR": runtime}
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         env[var] = str(threads)
-    command = [*sandbox.prefix, sys.executable, "-m", "autograder.worker", str(job_path)]
+    # The worker and its kernel see only their scratch and runtime folders, the Python
+    # environment and the course data (bubblewrap, where it runs; autograder/sandbox.py).
+    command = sandbox.wrap(
+        [sys.executable, "-m", "autograder.worker", str(job_path)],
+        writable=[scratch, Path(runtime)],
+        readonly=[p for p in (shared_data_dir(), cache_dir()) if p is not None],
+        hide=[course.root],
+        env=sandbox_env(env) if sandbox.filesystem else env,
+    )
     log_path = scratch / "worker.log"
     try:
         with open(log_path, "wb") as log:

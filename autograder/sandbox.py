@@ -60,6 +60,11 @@ _ETC = (
 _SYSTEM = ("usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32")
 #: Where the sandbox's private Jupyter runtime folder lives unless ``env`` names one.
 RUNTIME_DIR = "/run/jupyter"
+#: Host environment variables that may enter a sandbox (see :func:`sandbox_env`).
+_PASSED_ENV = re.compile(
+    r"(?:LANG|LANGUAGE|LC_\w+|TZ|PATH|PYTHON\w*|COURSE_\w+|MPLBACKEND|TQDM_DISABLE|"
+    r"(?:OMP|MKL|OPENBLAS|NUMEXPR)_NUM_THREADS|JUPYTER_RUNTIME_DIR|TMPDIR|TORCH_HOME)"
+)
 
 
 @functools.lru_cache(maxsize=1)
@@ -87,6 +92,12 @@ def sandbox_available() -> tuple[bool, str]:
         detail = said[0] if said else f"exit code {done.returncode}"
         return False, f"bubblewrap could not start a sandbox ({detail}). How to fix it: {REMEDY}."
     return True, ""
+
+
+def sandbox_env(env: dict[str, str]) -> dict[str, str]:
+    """The part of ``env`` a sandboxed command may see: locale, Python, course and thread
+    settings; never tokens, ``HOME`` or other variables of the grading account."""
+    return {k: v for k, v in env.items() if _PASSED_ENV.fullmatch(k)}
 
 
 def python_roots() -> list[Path]:
@@ -151,9 +162,7 @@ def _editable_packages() -> list[Path]:
     return found
 
 
-def _mount_args(
-    writable: list[Path], readonly: list[Path], hide: list[Path]
-) -> list[str]:
+def _mount_args(writable: list[Path], readonly: list[Path], hide: list[Path]) -> list[str]:
     """bwrap mount options, parents before children so deeper mounts land on top."""
     rank = {"ro": 0, "rw": 1, "hide": 2}
     wanted: dict[Path, str] = {}

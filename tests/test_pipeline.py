@@ -329,13 +329,16 @@ def test_summary_and_csv(tmp_path: Path) -> None:
         r.save(course)
     table = summary_table(results)
     assert (
-        "18/20 (2 manual)" in table and "not valid JSON" in table and "failed: task2-test" in table
+        "18/20 (2 pending)" in table
+        and "not valid JSON" in table
+        and "failed tests: task2-test" in table
     )
     with open(export_csv(course), newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     assert [r["student"] for r in rows] == ["ada", "bob", "cy"]
     assert rows[0]["autograded_max"] == "18" and rows[0]["manual_pending"] == "2"
     assert rows[1]["reason"] == "the notebook is not valid JSON"
+    assert rows[2]["reason"] == "failed tests: task2-test"
 
 
 def test_cli_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
@@ -452,6 +455,6 @@ def test_cli_all_runs_every_step(tiny: CourseDir, tmp_path: Path, capsys) -> Non
     args = ["--course-dir", str(root), "--assignment", "tiny", "all", str(inbox)]
     assert main([*args, "--source", str(tmp_path / "tiny.py"), "--no-progress"]) == 0
     out = capsys.readouterr().out
-    assert "ada" in out and "3/4 (1 manual)" in out and "all tests passed" in out
+    assert "ada" in out and "3/4 (1 pending)" in out and "all tests passed" in out
     course = CourseDir(root, "tiny", "tiny")
     assert course.feedback("ada").is_file() and course.grades_csv.is_file()

@@ -62,13 +62,13 @@ def run_inside(
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-TRY = '''
+TRY = """
 def attempt(key, action):
     try:
         out[key] = ["ok", action()]
     except BaseException as exc:
         out[key] = ["denied", type(exc).__name__]
-'''
+"""
 
 
 @needs_bwrap
