@@ -276,6 +276,9 @@ def wrap_command(
         "--dir",
         RUNTIME_DIR,
         *_mount_args(list(writable), list(readonly), list(hide)),
+        # The root is a tmpfs holding the mount points; nothing may be written there.
+        "--remount-ro",
+        "/",
         "--chdir",
         str(Path(writable[0]).resolve()) if writable else "/tmp",
     ]

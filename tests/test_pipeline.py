@@ -341,13 +341,41 @@ def test_summary_and_csv(tmp_path: Path) -> None:
     assert rows[2]["reason"] == "failed tests: task2-test"
 
 
+def test_reference_command_fills_every_answer(tiny: CourseDir, tmp_path: Path, capsys) -> None:
+    from autograder.__main__ import main
+    from course.check import check_structure
+
+    out = tmp_path / "ref" / "tiny.ipynb"
+    assert (
+        main(["--course-dir", str(tiny.root), "--assignment", "tiny", "reference", str(out)]) == 0
+    )
+    assert str(out) in capsys.readouterr().out
+    report, nb = check_structure(out)
+    assert report.problems == [] and not any("stub" in w for w in report.warnings)
+    text = "\n".join(c.source for c in nb.cells)
+    assert "return result_of_squaring" in text and "hidden check" not in text
+    missing = tmp_path / "nothing"
+    assert main(["--course-dir", str(missing), "--assignment", "tiny", "reference", str(out)]) == 1
+    assert "autograder setup" in capsys.readouterr().err
+
+
 def test_cli_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
     from autograder.__main__ import main
 
     with pytest.raises(SystemExit):
         main(["--help"])
     out = capsys.readouterr().out
-    for command in ("setup", "release", "collect", "autograde", "feedback", "export", "all"):
+    commands = (
+        "setup",
+        "release",
+        "collect",
+        "autograde",
+        "feedback",
+        "export",
+        "all",
+        "reference",
+    )
+    for command in commands:
         assert command in out
 
 
@@ -450,11 +478,13 @@ def test_cli_all_runs_every_step(tiny: CourseDir, tmp_path: Path, capsys) -> Non
 
     (tmp_path / "tiny.py").write_text(TINY_SOURCE, encoding="utf-8")
     inbox = tmp_path / "inbox"
-    _write(reference(tiny), inbox / "ada" / "tiny.ipynb")
+    ref = ["--course-dir", str(tiny.root), "--assignment", "tiny", "reference"]
+    assert main([*ref, str(inbox / "ada" / "tiny.ipynb")]) == 0
     root = tmp_path / "grading"
     args = ["--course-dir", str(root), "--assignment", "tiny", "all", str(inbox)]
     assert main([*args, "--source", str(tmp_path / "tiny.py"), "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "ada" in out and "3/4 (1 pending)" in out and "all tests passed" in out
+    assert "edited" not in out and "stub" not in out
     course = CourseDir(root, "tiny", "tiny")
     assert course.feedback("ada").is_file() and course.grades_csv.is_file()

@@ -132,9 +132,10 @@ def test_readonly_paths_cannot_be_written(tmp_path: Path) -> None:
         f"attempt('env', lambda: open({sys.prefix!r} + '/evil.pth', 'w').write('x'))\n"
         "attempt('scratch', lambda: open('written.txt', 'w').write('mine'))\n"
         "attempt('tmp', lambda: open('/tmp/t', 'w').write('tmp'))\n"
+        "attempt('root', lambda: open('/made-up.txt', 'w').write('x'))\n"
     )
     out = run_inside(code, tmp_path, readonly=[data])
-    assert out["write"][0] == out["create"][0] == out["env"][0] == "denied"
+    assert out["write"][0] == out["create"][0] == out["env"][0] == out["root"][0] == "denied"
     assert out["scratch"] == ["ok", 4] and out["tmp"] == ["ok", 3]
     assert (data / "x.txt").read_text(encoding="utf-8") == "original"
     assert not (data / "new.txt").exists() and not Path(sys.prefix, "evil.pth").exists()
@@ -348,3 +349,53 @@ def test_auto_uses_the_sandbox_where_it_runs() -> None:
     assert any("bubblewrap" in e for e in box.enforced) and not box.notes
     argv = box.wrap(["/bin/true"], writable=[], readonly=[], hide=[], env={})
     assert argv[0] == "bwrap"
+
+
+@needs_bwrap
+@pytest.mark.slow
+def test_a_graded_submission_cannot_reach_the_course_folder(tmp_path: Path) -> None:
+    """End to end: the tiny exercise graded in the sandbox; the answer cell probes around.
+
+    (``solutions/`` is not probed: in this branch's grading flow the kernel still imports the
+    checks; the trusted-parent flow hides it, see ``test_real_grading_packages_can_be_hidden``.)
+    """
+    import nbformat
+    from test_pipeline import make_tiny_course, reference
+
+    from autograder.grade import autograde
+    from autograder.intake import collect
+
+    course = make_tiny_course(tmp_path)
+    root = str(course.root.resolve())
+    (tmp_path / "secret.txt").write_text("instructor only", encoding="utf-8")
+    probe = (
+        "import os\n"
+        "SEEN = []\n"
+        f"for path in ({root!r} + '/gradebook.db', {root!r} + '/originals', "
+        f"{str(tmp_path / 'secret.txt')!r}):\n"
+        "    if os.path.exists(path):\n"
+        "        SEEN.append(path)\n"
+        # Lands in the sandbox's own /tmp at most (pytest's folders are under /tmp); the
+        # host's gradebook is checked below.
+        "try:\n"
+        f"    open({root!r} + '/gradebook.db', 'w').write('overwritten')\n"
+        "except OSError:\n"
+        "    pass\n"
+        "def square(x):\n"
+        "    assert not SEEN, f'the sandbox let the kernel see {SEEN}'\n"
+        "    return x * x\n"
+    )
+    nb = reference(course)
+    for cell in nb.cells:
+        if cell.metadata.get("nbgrader", {}).get("grade_id") == "square-answer":
+            cell.source = probe
+    inbox = tmp_path / "inbox" / "ada"
+    inbox.mkdir(parents=True)
+    nbformat.write(nb, inbox / "tiny.ipynb")
+    collect(course, tmp_path / "inbox")
+    before = course.gradebook.read_bytes()[:16]
+    (result,) = autograde(course, limits=Limits(sandbox="required"), progress=False)
+    assert result.status == "graded", result.reasons
+    assert "square-test" not in result.failed_tests, result.failed_tests
+    assert result.score == 3 and any("bubblewrap" in s for s in result.sandbox)
+    assert course.gradebook.read_bytes()[:16] == before == b"SQLite format 3\x00"
