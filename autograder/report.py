@@ -25,6 +25,7 @@ CSV_FIELDS = (
     "manual_pending",
     "percent",
     "reason",
+    "sandbox",
 )
 
 
@@ -51,6 +52,14 @@ def reason_text(r: Result) -> str:
     if not parts and r.status == "graded":
         parts.append("all tests passed")
     return "; ".join(parts)
+
+
+def sandbox_text(r: Result) -> str:
+    """``bubblewrap`` when the submission ran in the sandbox, else the "NOT sandboxed" note."""
+    note = next((x for x in r.sandbox if x.startswith("NOT sandboxed")), None)
+    if note:
+        return note
+    return "bubblewrap" if any("bubblewrap" in x for x in r.sandbox) else ""
 
 
 _UNMATCHED_REASON = (
@@ -90,7 +99,8 @@ def export_csv(course: CourseDir, path: Path | None = None) -> Path:
     ``score`` counts the points given so far; ``manual_pending`` are points of manually graded
     cells (the written answer) that wait for the instructor, so ``autograded_max`` is what
     autograding alone can reach. Re-export after manual grading to include them. ``reason``
-    names the failed tests, then the other reasons, without instructor paths. Files whose
+    names the failed tests, then the other reasons, without instructor paths; ``sandbox`` says
+    ``bubblewrap`` or why the submission was NOT sandboxed. Files whose
     name gave no student id have status ``unmatched`` and their file name as ``student``.
     """
     path = Path(path) if path else course.grades_csv
@@ -112,6 +122,7 @@ def export_csv(course: CourseDir, path: Path | None = None) -> Path:
                     "manual_pending": f"{r.manual_pending:g}",
                     "percent": f"{100 * r.score / r.max_score:.1f}" if r.max_score else "0.0",
                     "reason": scrub_paths(reason_text(r), paths),
+                    "sandbox": sandbox_text(r),
                 }
             )
         for name in load_unmatched(course):
@@ -125,6 +136,7 @@ def export_csv(course: CourseDir, path: Path | None = None) -> Path:
                     "manual_pending": "",
                     "percent": "",
                     "reason": _UNMATCHED_REASON,
+                    "sandbox": "",
                 }
             )
     return path
@@ -229,14 +241,9 @@ def _banner(r: Result, paths: dict[str, str]) -> str:
     failed = "".join(
         f"<li><code>{esc(k)}</code>: {esc(v)}</li>" for k, v in sorted(r.failed_tests.items())
     )
+    score = f"Score: {r.score:g} / {r.max_score:g} ({html.escape(r.status)})"
     if r.manual_pending:
-        auto = r.max_score - r.manual_pending
-        score = (
-            f"Score: {r.score:g} / {auto:g} autograded points ({html.escape(r.status)}); "
-            f"{r.manual_pending:g} more point(s) graded by hand: pending"
-        )
-    else:
-        score = f"Score: {r.score:g} / {r.max_score:g} ({html.escape(r.status)})"
+        score += f"; {r.manual_pending:g} of these points are graded by hand: pending"
     return (
         f'<div id="autograder-summary"><h2>{score}</h2>'
         + (f"<h3>Tests that lost points</h3><ul>{failed}</ul>" if failed else "")

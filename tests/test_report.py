@@ -151,7 +151,7 @@ def test_feedback_page_has_no_active_content(hostile_course: CourseDir) -> None:
     assert not any("alert" in s for s in found.script_text)
     text = "".join(found.text)
     assert "bold and safe" in text and "visible html" in text and "My answer" in text
-    assert "Score: 3 / 3 autograded points" in text
+    assert "Score: 3 / 4 (graded)" in text
 
 
 def test_feedback_shows_pending_not_zero(hostile_course: CourseDir) -> None:
@@ -159,7 +159,7 @@ def test_feedback_shows_pending_not_zero(hostile_course: CourseDir) -> None:
     text = "".join(audit(path.read_text(encoding="utf-8")).text)
     assert "pending (1.0 points, graded by hand)" in text
     assert "Score: 0.0 / 1.0" not in text and "-1.0" not in text
-    assert "1 more point(s) graded by hand: pending" in text
+    assert "1 of these points are graded by hand: pending" in text
 
 
 def test_feedback_and_csv_hide_instructor_paths(hostile_course: CourseDir) -> None:
@@ -172,6 +172,19 @@ def test_feedback_and_csv_hide_instructor_paths(hostile_course: CourseDir) -> No
         (row,) = list(csv.DictReader(handle))
     assert str(hostile_course.root.resolve()) not in row["reason"]
     assert "[course]/results/ada.log" in row["reason"]
+    assert row["sandbox"] == ""  # this hand-made result records no sandbox at all
+
+
+def test_csv_says_when_a_result_was_not_sandboxed(tmp_path: Path) -> None:
+    course = CourseDir(tmp_path)
+    Result("ada", "graded", 1, 1, sandbox=["cell timeout 60 s", "NOT sandboxed: no bwrap"]).save(
+        course
+    )
+    Result("bob", "graded", 1, 1, sandbox=["filesystem sandbox (bubblewrap): ..."]).save(course)
+    with open(export_csv(course), newline="", encoding="utf-8") as handle:
+        rows = {r["student"]: r for r in csv.DictReader(handle)}
+    assert rows["ada"]["sandbox"] == "NOT sandboxed: no bwrap"
+    assert rows["bob"]["sandbox"] == "bubblewrap"
 
 
 @pytest.mark.parametrize(
