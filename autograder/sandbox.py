@@ -5,8 +5,8 @@ network, IPC and UTS namespace that sees:
 
 - the Python environment read-only: ``sys.prefix``, ``sys.base_prefix``, the folders on
   ``sys.path`` outside them and the package folders of editable installs (of a project folder
-  only its top-level files and its package folders, so ``grading/``, ``results/`` or ``.git``
-  beside them never appear);
+  only its package folders and ``pyproject.toml``, so ``grading/``, ``results/`` or ``.git``
+  beside them never appear; a single-file module at its top is not importable inside);
 - the system's ``/usr`` (and ``/bin``, ``/lib``... as on the host) and a few harmless files of
   ``/etc`` (dynamic linker cache, ``passwd``, time zone, fonts), read-only;
 - ``readonly`` paths read-only (course data, caches), ``writable`` paths read-write (the
@@ -115,24 +115,29 @@ def python_roots() -> list[Path]:
         roots.update(_project_parts(path))
     for folder in _editable_packages():
         roots.add(folder)
+        roots.update(
+            p.resolve() for p in (folder.parent / n for n in _PROJECT_FILES) if p.is_file()
+        )
     return sorted(roots)
 
 
-def _project_parts(folder: Path) -> list[Path]:
-    """A sys.path folder outside the environment: its files and its package folders only.
+#: Files that mark a project folder (``course.paths`` finds the checkout by its pyproject).
+_PROJECT_FILES = ("pyproject.toml", "setup.py", "setup.cfg")
 
-    An editable install of this project puts the project folder on ``sys.path``; binding it
-    whole would show ``grading/`` (gradebook, originals) and everything else beside the code.
+
+def _project_parts(folder: Path) -> list[Path]:
+    """A sys.path folder outside the environment: its package folders and project files only.
+
+    Running ``python -m autograder`` puts the working folder on ``sys.path``; binding it whole
+    would show ``grading/`` (gradebook, originals) and everything else beside the code.
     """
     if _is_site_dir(folder):
         return [folder]
-    parts = []
+    parts = [folder / name for name in _PROJECT_FILES if (folder / name).is_file()]
     for child in sorted(folder.iterdir()):
-        if child.name.startswith("."):
-            continue
-        if child.is_file() or (child.is_dir() and (child / "__init__.py").is_file()):
-            parts.append(child.resolve())
-    return parts
+        if not child.name.startswith(".") and (child / "__init__.py").is_file():
+            parts.append(child)
+    return [p.resolve() for p in parts]
 
 
 def _is_site_dir(folder: Path) -> bool:
@@ -185,8 +190,13 @@ def _mount_args(writable: list[Path], readonly: list[Path], hide: list[Path]) ->
         if kind == "hide":
             # Only where it would otherwise be visible: a hidden path outside every bound tree
             # is absent anyway.
-            if any(path.is_relative_to(s) and path != s for s in shown) or path in shown:
-                args += ["--tmpfs", str(path)]
+            if any(path.is_relative_to(s) and path != s for s in shown):
+                # A folder is masked by an empty tmpfs; a file by /dev/null, which cannot even
+                # be opened there (device nodes are not usable on a bind mount in the sandbox).
+                if path.is_file():
+                    args += ["--ro-bind", "/dev/null", str(path)]
+                else:
+                    args += ["--tmpfs", str(path)]
             continue
         if kind == "ro" and _covered(path, wanted):
             continue
@@ -239,9 +249,9 @@ def wrap_command(
         writable: folders the command may write (its scratch folder); the first one is the
             working folder inside, else ``/tmp``.
         readonly: extra files or folders it may read (course data, caches).
-        hide: folders masked by an empty tmpfs where a bound tree would show them (the
-            ``solutions`` and ``autograder`` package folders, a course folder inside the
-            project).
+        hide: folders masked by an empty tmpfs (files made unreadable) where a bound tree
+            would show them: the ``solutions`` and ``autograder`` package folders, a course
+            folder inside a bound folder. Hidden paths that are bound themselves are left out.
         env: the whole environment inside. Where it sets no ``HOME``, ``TMPDIR`` or
             ``JUPYTER_RUNTIME_DIR``, they point into the sandbox's own ``/tmp`` and ``/run``.
         network: keep the host's network (``--network allow``); default: none at all.

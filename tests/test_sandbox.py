@@ -107,6 +107,32 @@ def test_hidden_package_dirs_are_empty(tmp_path: Path) -> None:
 
 
 @needs_bwrap
+def test_a_project_folder_on_sys_path_shows_only_its_packages(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = tmp_path / "proj"
+    (project / "pkg").mkdir(parents=True)
+    (project / "pkg" / "__init__.py").write_text("X = 1\n", encoding="utf-8")
+    (project / "pkg" / "key.txt").write_text("instructor key", encoding="utf-8")
+    (project / "pyproject.toml").write_text("[project]\n", encoding="utf-8")
+    (project / "grading").mkdir()
+    (project / "grading" / "gradebook.db").write_text("scores", encoding="utf-8")
+    (project / "notes.txt").write_text("secret", encoding="utf-8")
+    monkeypatch.syspath_prepend(str(project))  # as `python -m autograder` run from there
+    code = TRY + (
+        f"attempt('ls', lambda: sorted(os.listdir({str(project)!r})))\n"
+        f"attempt('pkg', lambda: open({str(project / 'pkg' / '__init__.py')!r}).read())\n"
+        f"attempt('notes', lambda: open({str(project / 'notes.txt')!r}).read())\n"
+        f"attempt('key', lambda: open({str(project / 'pkg' / 'key.txt')!r}).read())\n"
+    )
+    out = run_inside(code, tmp_path, hide=[project / "pkg" / "key.txt"])
+    assert out["ls"] == ["ok", ["pkg", "pyproject.toml"]]
+    assert out["pkg"] == ["ok", "X = 1\n"]
+    assert out["notes"][0] == "denied"
+    assert out["key"][0] == "denied"  # a hidden file cannot be opened
+
+
+@needs_bwrap
 def test_real_grading_packages_can_be_hidden(tmp_path: Path) -> None:
     hide = [PROJECT / "solutions", PROJECT / "autograder"]
     code = TRY + (
