@@ -254,12 +254,22 @@ def _banner(r: Result, paths: dict[str, str]) -> str:
 
 def _page(r: Result, course: CourseDir, paths: dict[str, str]) -> str:
     title = f"Feedback: {course.assignment} ({r.student})"
+    name = html.escape(course.notebook) + ".ipynb"
+    if r.status == "missing":
+        advice = (
+            "No notebook was received from you, so no test could give points. Submit "
+            f"<code>{name}</code>; check it first with "
+            f"<code>python -m course.check {name}</code>."
+        )
+    else:
+        advice = (
+            "Your notebook could not be run, so no test could give points. Fix the problem "
+            f"above, then run <code>python -m course.check {name}</code> before you submit "
+            "again."
+        )
     return (
         "<!DOCTYPE html>\n<html><head><meta charset='utf-8'>"
         f"<title>{html.escape(title)}</title>{_BANNER_STYLE}</head><body>\n"
-        f"<h1>{html.escape(title)}</h1>\n{_banner(r, paths)}\n"
-        "<p>Your notebook could not be run, so no test could give points. Fix the problem "
-        "above, then run <code>python -m course.check "
-        f"{html.escape(course.notebook)}.ipynb</code> before you submit again.</p>\n"
+        f"<h1>{html.escape(title)}</h1>\n{_banner(r, paths)}\n<p>{advice}</p>\n"
         "</body></html>\n"
     )
