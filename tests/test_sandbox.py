@@ -425,3 +425,19 @@ def test_a_graded_submission_cannot_reach_the_course_folder(tmp_path: Path) -> N
     assert "square-test" not in result.failed_tests, result.failed_tests
     assert result.score == 3 and any("bubblewrap" in s for s in result.sandbox)
     assert course.gradebook.read_bytes()[:16] == before == b"SQLite format 3\x00"
+
+
+def test_cli_required_refuses_with_the_remedy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from autograder.__main__ import main
+
+    monkeypatch.setattr(sandbox.shutil, "which", lambda name: None)
+    sandbox.sandbox_available.cache_clear()
+    try:
+        code = main(["--course-dir", str(tmp_path), "autograde", "--sandbox", "required"])
+    finally:
+        sandbox.sandbox_available.cache_clear()
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "Cannot grade in a sandbox" in err and "apt-get install bubblewrap" in err
