@@ -187,7 +187,9 @@ def collect(
     for name, handle in _entries(inbox):
         upload = parse_name(name, pattern)
         if upload is None:
-            unmatched.append(name)
+            # A name that is not valid UTF-8 (a folder copied from another system) is listed
+            # with replacement characters rather than crashing the CSV.
+            unmatched.append(name.encode("utf-8", "surrogateescape").decode("utf-8", "replace"))
             continue
         by_student.setdefault(upload.student, []).append((upload, handle))
         raw_ids.setdefault(upload.student, set()).add(_raw_student(name, pattern))
@@ -367,7 +369,7 @@ def _write_manifest(course: CourseDir, intake: Intake) -> None:
     manifest = folder / "manifest.json"
     if manifest.exists():
         manifest.chmod(0o644)
-    manifest.write_text(json.dumps(asdict(intake), indent=2, ensure_ascii=False), encoding="utf-8")
+    manifest.write_text(json.dumps(asdict(intake), indent=2), encoding="utf-8")
 
 
 def _free_name(path: Path) -> Path:

@@ -146,3 +146,19 @@ def test_roster_adds_missing_students(tmp_path: Path) -> None:
 def test_roster_missing_file_names_the_fix(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="one student id a line"):
         read_roster(tmp_path / "nope.csv")
+
+
+def test_names_that_are_not_utf8_are_graded_or_listed(tmp_path: Path) -> None:
+    import os
+
+    course = CourseDir(tmp_path / "g", "tiny", "tiny")
+    inbox = tmp_path / "inbox"
+    (inbox / "ada").mkdir(parents=True)
+    (inbox / "ada" / os.fsdecode(b"caf\xe9.ipynb")).write_bytes(notebook("latin-1 name"))
+    (inbox / os.fsdecode(b"\xff.ipynb")).write_bytes(notebook("nobody"))
+    intakes, unmatched = collect(course, inbox)
+    assert [i.student for i in intakes] == ["ada"]
+    assert graded_marker(course, "ada") == "latin-1 name"
+    assert unmatched == ["\ufffd.ipynb"]
+    with open(export_csv(course), newline="", encoding="utf-8") as handle:
+        assert any(r["status"] == "unmatched" for r in csv.DictReader(handle))
