@@ -53,10 +53,14 @@ def _allowed_attribute(tag: str, name: str, value: str) -> bool:
     return False
 
 
+#: Elements whose text is code, not content: dropped whole so no script text shows on the page.
+_CODE_ELEMENTS = re.compile(r"<(script|style)\b[^>]*>.*?</\1\s*>", re.I | re.S)
+
+
 def sanitize_fragment(html: str) -> str:
     """``html`` with every tag, attribute and URL outside the allowlist removed."""
     return bleach.clean(
-        html,
+        _CODE_ELEMENTS.sub("", html),
         tags=ALLOWED_TAGS,
         attributes=_allowed_attribute,
         protocols=_PROTOCOLS,

@@ -149,6 +149,7 @@ def test_feedback_page_has_no_active_content(hostile_course: CourseDir) -> None:
     found = audit(page)
     assert found.found == []
     assert not any("alert" in s for s in found.script_text)
+    assert "html-script" not in page and "md-script" not in page  # not even as text
     text = "".join(found.text)
     assert "bold and safe" in text and "visible html" in text and "My answer" in text
     assert "Score: 3 / 4 (graded)" in text
