@@ -51,7 +51,9 @@ from autograder.coursedir import CourseDir
 
 PATTERNS: dict[str, str] = {
     "canvas": (
-        r"(?P<student>[^\W_][\w.-]*?)(?P<late>_LATE|_late)?_\d+_(?P<upload>\d+)_(?P<file>[^/]+)"
+        # Letters of any alphabet, digits, "." and "-": Canvas puts no "_" in the name part.
+        r"(?P<student>(?:[^\W_]|[.-])+?)(?P<late>_LATE|_late)?_\d+_(?P<upload>\d+)_"
+        r"(?P<file>[^/]+)"
     ),
     "moodle": r"(?P<name>[^/]+?)_(?P<student>\d+)_assignsubmission_file_(?P<file>[^/]+)",
     "folder": r"(?P<student>[^/]+)/(?:.*/)?(?P<file>[^/]+)",

@@ -84,6 +84,8 @@ def test_expected_name_beats_a_later_scratch_notebook(tmp_path: Path) -> None:
 def test_order_keys_from_names() -> None:
     plain, again = parse_name("jdoe_1_20_x.ipynb"), parse_name("jdoe_1_21_x-1.ipynb")
     assert plain and again and plain.order < again.order and again.file == "x.ipynb"
+    tricky = parse_name("Jo_4711_assignsubmission_file_hw_1_2_x.ipynb")
+    assert tricky is not None and tricky.student == "4711" and tricky.file == "hw_1_2_x.ipynb"
     moodle = parse_name("Zoë Ünal_4711_assignsubmission_file_transfer learning.ipynb")
     assert moodle is not None and moodle.student == "4711"
     assert moodle.file == "transfer learning.ipynb"
