@@ -23,6 +23,12 @@ network, IPC and UTS namespace that sees:
 It dies with its parent (``--die-with-parent``) and cannot reach the terminal
 (``--new-session``). Resource limits (``RLIMIT_AS``, ``RLIMIT_FSIZE``) set on the ``bwrap``
 process before exec, as :mod:`autograder.limits` does, are inherited by everything inside.
+
+Driving a kernel from outside (``tests/test_sandbox.py`` does it): write the connection file
+with ``transport="ipc"`` and ``ip`` inside a ``writable`` folder with a short path (Unix socket
+paths stop at ~100 bytes); the sockets work across the namespaces, TCP does not. Interrupt a
+cell with an ``interrupt_request`` on the control channel (kernelspec ``interrupt_mode:
+"message"``): bwrap does not pass signals on, so SIGINT to its process kills the sandbox.
 """
 
 from __future__ import annotations

@@ -441,3 +441,56 @@ def test_cli_required_refuses_with_the_remedy(
     err = capsys.readouterr().err
     assert code == 1
     assert "Cannot grade in a sandbox" in err and "apt-get install bubblewrap" in err
+
+
+@needs_bwrap
+def test_a_kernel_in_the_sandbox_is_driven_and_interrupted_from_outside(tmp_path: Path) -> None:
+    """The trusted-parent flow: ipykernel inside, the client outside, Unix sockets in a shared
+    folder; a cell is interrupted by a control message (a signal to bwrap would kill it)."""
+    import signal
+    import tempfile
+
+    from jupyter_client.blocking import BlockingKernelClient
+    from jupyter_client.connect import write_connection_file
+
+    shared = Path(tempfile.mkdtemp(prefix="ag-"))  # socket paths must stay short
+    secret = tmp_path / "gradebook.db"
+    secret.write_text("scores", encoding="utf-8")
+    try:
+        conn, _ = write_connection_file(
+            str(shared / "kernel.json"), transport="ipc", ip=str(shared / "k")
+        )
+        argv = sandbox.wrap_command(
+            [sys.executable, "-m", "ipykernel_launcher", "-f", conn],
+            writable=[shared],
+            readonly=[],
+            hide=[],
+            env={"PYTHONWARNINGS": "ignore"},
+        )
+        proc = subprocess.Popen(argv, start_new_session=True, stdout=subprocess.DEVNULL)
+        client = BlockingKernelClient()
+        client.load_connection_file(conn)
+        client.start_channels()
+        try:
+            client.wait_for_ready(timeout=120)
+            seen: list[str] = []
+            reply = client.execute_interactive(
+                f"import os; print(os.path.exists({str(secret)!r}), os.getpid() < 10)",
+                timeout=60,
+                output_hook=lambda m: seen.append(m["content"].get("text", "")),
+            )
+            assert reply["content"]["status"] == "ok"
+            assert "".join(seen).split() == ["False", "True"]
+            client.execute("import time; time.sleep(120)")
+            time.sleep(1)
+            client.control_channel.send(client.session.msg("interrupt_request", {}))
+            reply = client.get_shell_msg(timeout=30)
+            assert reply["content"]["ename"] == "KeyboardInterrupt"
+        finally:
+            client.stop_channels()
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    finally:
+        import shutil
+
+        shutil.rmtree(shared, ignore_errors=True)
