@@ -143,9 +143,14 @@ def hostile_course(tmp_path_factory: pytest.TempPathFactory) -> CourseDir:
     return course
 
 
-def test_feedback_page_has_no_active_content(hostile_course: CourseDir) -> None:
+@pytest.fixture(scope="module")
+def page(hostile_course: CourseDir) -> str:
+    """The feedback page of the hostile submission (rendered once)."""
     (path,) = feedback(hostile_course)
-    page = path.read_text(encoding="utf-8")
+    return path.read_text(encoding="utf-8")
+
+
+def test_feedback_page_has_no_active_content(page: str) -> None:
     found = audit(page)
     assert found.found == []
     assert not any("alert" in s for s in found.script_text)
@@ -155,17 +160,14 @@ def test_feedback_page_has_no_active_content(hostile_course: CourseDir) -> None:
     assert "Score: 3 / 4 (graded)" in text
 
 
-def test_feedback_shows_pending_not_zero(hostile_course: CourseDir) -> None:
-    (path,) = feedback(hostile_course)
-    text = "".join(audit(path.read_text(encoding="utf-8")).text)
+def test_feedback_shows_pending_not_zero(page: str) -> None:
+    text = "".join(audit(page).text)
     assert "pending (1.0 points, graded by hand)" in text
     assert "Score: 0.0 / 1.0" not in text and "-1.0" not in text
     assert "1 of these points are graded by hand: pending" in text
 
 
-def test_feedback_and_csv_hide_instructor_paths(hostile_course: CourseDir) -> None:
-    (path,) = feedback(hostile_course)
-    page = path.read_text(encoding="utf-8")
+def test_feedback_and_csv_hide_instructor_paths(hostile_course: CourseDir, page: str) -> None:
     for secret in (str(hostile_course.root.resolve()), PROJECT, sys.prefix):
         assert secret not in page
     assert "[course]/work/ada/x.py" in page and "[grader]/x.py" in page
