@@ -1,9 +1,8 @@
 """``python -m autograder COMMAND``: the instructor's grading pipeline around nbgrader.
 
 Commands: setup, release, collect, autograde, feedback, export, all, reference,
-student-package. The course directory
-is ``./grading/`` unless ``--course-dir`` says otherwise. ``python -m autograder COMMAND -h``
-lists each command's options.
+student-package. The course directory is ``./grading/`` unless ``--course-dir`` says
+otherwise. ``python -m autograder COMMAND -h`` lists each command's options.
 """
 
 from __future__ import annotations
