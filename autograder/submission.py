@@ -27,10 +27,10 @@ from nbformat.notebooknode import NotebookNode
 
 from autograder.coursedir import CourseDir
 from autograder.intake import load_intake
-from autograder.limits import Limits
+from autograder.limits import Limits, Sandbox
 from autograder.prepare import PreparationError, prepare_notebook
 from autograder.results import Result
-from autograder.sandbox_run import Isolation, RunOutcome, run_notebook
+from autograder.sandbox_run import RunOutcome, run_notebook
 from autograder.scoring import Check, Verdict, score_all
 from course.notebooks import CHECK_KEY, cell_changes, cell_errors, grade_id, readability_problem
 
@@ -65,12 +65,12 @@ def grade_submission(
     assignment: Assignment,
     *,
     limits: Limits,
-    box: Isolation,
+    box: Sandbox,
     threads: int,
 ) -> Graded:
     """Grade ``student``'s collected submission; every failure becomes a status and reason."""
     started = time.monotonic()
-    result = Result(student=student, status="graded", sandbox=list(box.notes))
+    result = Result(student=student, status="graded", sandbox=box.enforced + box.notes)
     graded = Graded(result)
     intake = load_intake(course, student)
     result.reasons += intake.notes

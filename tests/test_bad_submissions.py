@@ -339,7 +339,7 @@ def test_rewriting_cells_records_nothing(graded) -> None:
 
 
 def test_kernel_cannot_touch_the_gradebook_or_classmates(graded) -> None:
-    if not isolation(LIMITS).sandboxed:
+    if not isolation(LIMITS).filesystem:
         pytest.skip("bubblewrap cannot run here: the kernel is not sandboxed")
     course, results = graded
     r = _case(graded, "gradebook")
