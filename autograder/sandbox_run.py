@@ -80,8 +80,12 @@ def run_notebook(
     box: Sandbox,
     seed: int,
     threads: int,
+    course_root: Path | None = None,
 ) -> RunOutcome:
-    """Execute ``prepared`` in ``scratch`` under ``box``; return what the run left behind."""
+    """Execute ``prepared`` in ``scratch`` under ``box``; return what the run left behind.
+
+    ``course_root`` is masked too, in case a bound tree (a project folder) holds it.
+    """
     scratch = scratch.resolve()
     nbformat.write(prepared, scratch / PREPARED)
     shutil.copyfile(RUNNER, scratch / "runner.py")
@@ -113,7 +117,7 @@ def run_notebook(
         argv,
         writable=[scratch],
         readonly=[p for p in (shared_data_dir(), cache_dir()) if p is not None and p.exists()],
-        hide=hidden_packages(),
+        hide=[*hidden_packages(), *([course_root.resolve()] if course_root else [])],
         env=env,
     )
     popen_env = {**env, "PATH": os.environ.get("PATH", "")} if box.filesystem else env

@@ -104,7 +104,13 @@ def grade_submission(
     result.seed = seed
     try:
         outcome = run_notebook(
-            scratch, prepared, limits=limits, box=box, seed=seed, threads=threads
+            scratch,
+            prepared,
+            limits=limits,
+            box=box,
+            seed=seed,
+            threads=threads,
+            course_root=course.root,
         )
         stopped = outcome_reason(outcome, limits)
         if stopped:
