@@ -85,7 +85,7 @@ def run(submissions: int, workers: list[int], out_dir: Path) -> dict:
             "gpu": "none (grading runs on the CPU)",
         },
         "exercise": "autograder/exercise/transfer_learning.py (reference solutions)",
-        "design": "notebook run in the sandbox by autograder/runner.py; records scored in the parent",
+        "design": "sandboxed runner (autograder/runner.py) records; the parent scores",
         "submissions": submissions,
         "limits": limits.to_dict(),
         "sandbox": make_sandbox(limits).enforced,
