@@ -1,9 +1,9 @@
 """``python -m autograder COMMAND``: the instructor's grading pipeline around nbgrader.
 
-Commands: setup, release, collect, autograde, feedback, export, all; student-package and
-student-kit build what students get. The course directory
-is ``./grading/`` unless ``--course-dir`` says otherwise. ``python -m autograder COMMAND -h``
-lists each command's options.
+Commands: setup, release, collect, autograde, feedback, export, all, reference; student-package
+and student-kit build what students get. The course directory is ``./grading/`` unless
+``--course-dir`` says otherwise. ``python -m autograder COMMAND -h`` lists each command's
+options.
 """
 
 from __future__ import annotations
@@ -15,7 +15,10 @@ from pathlib import Path
 from autograder import pipeline
 from autograder.coursedir import ASSIGNMENT
 from autograder.intake import PATTERNS
-from autograder.limits import DEFAULT_MEMORY_MB, Limits, make_sandbox
+from autograder.limits import NETWORK_MODES, SANDBOX_MODES, Limits, make_sandbox
+
+#: The defaults live in one place, :class:`Limits`; the options show them.
+_DEFAULTS = Limits()
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -28,18 +31,37 @@ def _parser() -> argparse.ArgumentParser:
 
     def limits_args(p: argparse.ArgumentParser) -> None:
         p.add_argument(
-            "--cell-timeout", type=int, default=60, help="seconds per cell (%(default)s)"
+            "--cell-timeout",
+            type=int,
+            default=_DEFAULTS.cell_timeout,
+            help="seconds per cell (%(default)s)",
         )
         p.add_argument(
             "--submission-timeout",
             type=int,
-            default=900,
+            default=_DEFAULTS.submission_timeout,
             help="seconds per submission (%(default)s)",
         )
         p.add_argument(
-            "--memory-mb", type=int, default=DEFAULT_MEMORY_MB, help="address-space cap, 0: none"
+            "--memory-mb",
+            type=int,
+            default=_DEFAULTS.memory_mb,
+            help="address-space cap in MiB, 0: none (%(default)s)",
         )
-        p.add_argument("--network", choices=("auto", "off", "allow"), default="auto")
+        p.add_argument(
+            "--max-file-mb",
+            type=int,
+            default=_DEFAULTS.max_file_mb,
+            help="largest file a submission may write, MiB, 0: none (%(default)s)",
+        )
+        p.add_argument("--network", choices=NETWORK_MODES, default=_DEFAULTS.network)
+        p.add_argument(
+            "--sandbox",
+            choices=SANDBOX_MODES,
+            default=_DEFAULTS.sandbox,
+            help="bubblewrap filesystem sandbox: auto (use it where it runs, else say NOT "
+            "sandboxed on every result), required (refuse without it), off (%(default)s)",
+        )
 
     def source_arg(p: argparse.ArgumentParser) -> None:
         p.add_argument(
@@ -52,6 +74,12 @@ def _parser() -> argparse.ArgumentParser:
             "--pattern",
             help="regex (re.fullmatch on each file name) with a named group 'student' and "
             "optionally 'file'; default: " + ", ".join(PATTERNS),
+        )
+        p.add_argument(
+            "--roster",
+            type=Path,
+            help="file of student ids (one a line, or a CSV whose first column is the id): "
+            "students without a submission are listed as missing",
         )
 
     def workers_arg(p: argparse.ArgumentParser) -> None:
@@ -80,6 +108,12 @@ def _parser() -> argparse.ArgumentParser:
         help="build the zip students get: wheel, lessons, released exercise, offline network",
     )
     p.add_argument("out", type=Path, nargs="?", default=Path("dist"), help="default: %(default)s")
+    p = commands.add_parser(
+        "reference",
+        help="write the release filled with the reference answers (a submission that must "
+        "score full marks; time `autograde` on copies of it)",
+    )
+    p.add_argument("out", type=Path, help="the notebook to write, e.g. ref/transfer_learning.ipynb")
     p = commands.add_parser("all", help="every step in order")
     source_arg(p)
     inbox_args(p)
@@ -93,7 +127,9 @@ def _limits(args: argparse.Namespace) -> Limits:
         cell_timeout=args.cell_timeout,
         submission_timeout=args.submission_timeout,
         memory_mb=args.memory_mb,
+        max_file_mb=args.max_file_mb,
         network=args.network,
+        sandbox=args.sandbox,
     )
 
 
@@ -116,14 +152,18 @@ def main(argv: list[str] | None = None) -> int:
         elif cmd == "release":
             print(f"student notebook: {pipeline.release(course, _limits(args))} (no leaks found)")
         elif cmd == "collect":
-            intakes, unmatched = pipeline.collect(course, args.inbox, pattern=args.pattern)
+            intakes, unmatched = pipeline.collect(
+                course, args.inbox, pattern=args.pattern, roster=args.roster
+            )
             for intake in intakes:
                 status = "no notebook" if intake.missing else intake.chosen
                 notes = f"  ({'; '.join(intake.notes)})" if intake.notes else ""
                 print(f"{intake.student}: {status}{notes}")
             for name in unmatched:
-                print(f"skipped (no pattern matched): {name}", file=sys.stderr)
+                print(f"NOT COLLECTED (no student id in the name): {name}")
             print(f"collected {len(intakes)} student(s) into {course.root}")
+        elif cmd == "reference":
+            print(f"reference submission: {pipeline.reference_submission(course, args.out)}")
         elif cmd in ("autograde", "all"):
             limits = _limits(args)
             box = make_sandbox(limits)
@@ -134,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
                     args.inbox,
                     source=args.source,
                     pattern=args.pattern,
+                    roster=args.roster,
                     workers=args.workers,
                     limits=limits,
                     progress=not args.no_progress,
@@ -142,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
                 results = pipeline.autograde(
                     course, workers=args.workers, limits=limits, progress=not args.no_progress
                 )
-            print(pipeline.summary_table(results))
+            print(pipeline.summary_table(results, unmatched=pipeline.load_unmatched(course)))
             if cmd == "all":
                 print(f"feedback: {course.root / 'feedback'}\ngrades: {csv_path}")
             damaged = pipeline.verify_originals(course)

@@ -103,11 +103,11 @@ def autograde(
                 try:
                     graded = future.result()
                 except Exception:  # a bug or an unexpected file: this student only
-                    graded = grader_error(course, student, box.notes)
+                    graded = grader_error(course, student, box.enforced + box.notes)
                 try:
                     record(course, student, graded, assignment.manual)
                 except Exception:  # the gradebook refused: this student only
-                    graded = grader_error(course, student, box.notes)
+                    graded = grader_error(course, student, box.enforced + box.notes)
                     record(course, student, graded, assignment.manual)
                 results.append(graded.result)
                 bar.set_postfix_str(f"{student}: {graded.result.status}")

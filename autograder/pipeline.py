@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import nbformat
+
 from autograder.coursedir import CourseDir
 from autograder.grade import Result, autograde
-from autograder.intake import Intake, collect, verify_originals
+from autograder.intake import Intake, collect, load_unmatched, verify_originals
 from autograder.limits import Limits
-from autograder.release import release, setup
+from autograder.release import fill_from_source, release, setup
 from autograder.report import export_csv, feedback, summary_table
 
 __all__ = [
@@ -24,6 +26,8 @@ __all__ = [
     "collect",
     "export_csv",
     "feedback",
+    "load_unmatched",
+    "reference_submission",
     "release",
     "run_all",
     "setup",
@@ -38,6 +42,7 @@ def run_all(
     *,
     source: Path | None = None,
     pattern: str | None = None,
+    roster: Path | None = None,
     workers: int = 1,
     limits: Limits | None = None,
     progress: bool = True,
@@ -45,7 +50,31 @@ def run_all(
     """Every step in order; returns the intakes, the results and the grades CSV path."""
     setup(course, source, limits)
     release(course, limits)
-    intakes, _ = collect(course, inbox, pattern=pattern)
+    intakes, _ = collect(course, inbox, pattern=pattern, roster=roster)
     results = autograde(course, workers=workers, limits=limits, progress=progress)
     feedback(course)
     return intakes, results, export_csv(course)
+
+
+def reference_submission(course: CourseDir, out: Path) -> Path:
+    """Write the released notebook with every answer filled from the source's solutions.
+
+    It is what a student who wrote the reference solution would submit: test and locked cells
+    exactly as released (so nothing is flagged as edited), hidden tests absent. Grading it must
+    give full marks; copies of it time ``autograde``.
+
+    Raises:
+        FileNotFoundError: ``setup`` or ``release`` has not been run in ``course``.
+    """
+    for path, step in ((course.source_notebook, "setup"), (course.release_notebook, "release")):
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"No notebook at {path}\n  How to fix it: run `python -m autograder {step}` first."
+            )
+    filled = fill_from_source(
+        nbformat.read(course.release_notebook, 4), nbformat.read(course.source_notebook, 4)
+    )
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(filled, out)
+    return out

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import nbformat
-from jupyter_client.manager import KernelManager
+from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import DeadKernelError
 
@@ -70,7 +70,7 @@ def main(job_path: str) -> int:
     runtime = Path(os.environ.get("JUPYTER_RUNTIME_DIR") or "/tmp")
     runtime.mkdir(parents=True, exist_ok=True)
     # Unix sockets: the sandbox has no network interface to use, and nothing outside sees them.
-    km = KernelManager(kernel_name="python3", transport="ipc", ip=str(runtime / "kernel"))
+    km = AsyncKernelManager(kernel_name="python3", transport="ipc", ip=str(runtime / "kernel"))
     timeout = int(job["cell_timeout"])
     client = CappedClient(
         nb,
@@ -90,13 +90,13 @@ def main(job_path: str) -> int:
     def started(cell: Any, cell_index: int) -> None:
         current.update(index=cell_index, started=time.monotonic())
 
-    def completed(cell: Any, cell_index: int) -> None:
+    def executed(cell: Any, cell_index: int, execute_reply: Any = None) -> None:
         if time.monotonic() - current["started"] >= timeout:
             status["timed_out"].append(cell_index)
         current.update(index=None)
 
     client.on_cell_start = started
-    client.on_cell_complete = completed
+    client.on_cell_executed = executed  # after the kernel's reply (on_cell_complete: sent)
 
     def watchdog() -> None:
         # A kernel that swallows KeyboardInterrupt never answers: stop everything, say why.
@@ -130,7 +130,7 @@ def write_status(path: Path, status: dict[str, Any]) -> None:
     partial.replace(path)
 
 
-def kill_kernel(km: KernelManager) -> None:
+def kill_kernel(km: AsyncKernelManager) -> None:
     """Kill the kernel's whole process group (it runs in a session of its own)."""
     process = getattr(getattr(km, "provisioner", None), "process", None)
     pid = getattr(process, "pid", None)

@@ -26,7 +26,8 @@ import nbformat
 from nbformat.notebooknode import NotebookNode
 
 from autograder.coursedir import KERNEL_ENV
-from autograder.limits import Limits, make_sandbox
+from autograder.limits import Limits, Sandbox, make_sandbox
+from course.paths import cache_dir, shared_data_dir
 
 RUNNER = Path(__file__).with_name("runner.py")
 #: Largest executed notebook read back (outputs are capped per cell inside already).
@@ -42,15 +43,6 @@ PREPARED, EXECUTED, STATUS, JOB, RECORDS = (
 )
 
 
-@dataclass
-class Isolation:
-    """How submissions are started here, and what the results say about it."""
-
-    sandboxed: bool
-    notes: list[str] = field(default_factory=list)
-    prefix: list[str] = field(default_factory=list)  # the unshare fallback
-
-
 def hidden_packages() -> list[Path]:
     """The instructor's packages: present in the Python environment, hidden in the sandbox."""
     import autograder
@@ -59,42 +51,13 @@ def hidden_packages() -> list[Path]:
     return [Path(autograder.__file__).resolve().parent, Path(solutions.__file__).resolve().parent]
 
 
-def isolation(limits: Limits) -> Isolation:
-    """Work out the isolation for ``limits``; raise when ``--sandbox required`` cannot be met.
+def isolation(limits: Limits) -> Sandbox:
+    """How submissions are started under ``limits`` (:func:`autograder.limits.make_sandbox`).
 
     Raises:
-        RuntimeError: the sandbox is required but bubblewrap cannot run here.
+        RuntimeError: ``--sandbox required`` but bubblewrap cannot run here.
     """
-    box = make_sandbox(limits)
-    mode = getattr(limits, "sandbox", "auto")
-    try:
-        from autograder.sandbox import sandbox_available
-    except ImportError:  # autograder.sandbox not installed in this checkout
-        ok, why = False, "autograder.sandbox is missing"
-    else:
-        ok, why = sandbox_available() if mode != "off" else (False, "--sandbox off")
-    if ok:
-        enforced = [n for n in box.enforced if "unshare" not in n and "PID namespace" not in n]
-        return Isolation(
-            sandboxed=True,
-            notes=enforced
-            + [
-                "sandboxed (bubblewrap): only the scratch folder is writable; no gradebook, "
-                "no other submission, no solutions or grader code; own /tmp; no network"
-            ],
-        )
-    if mode == "required":
-        raise RuntimeError(f"The filesystem sandbox is required but cannot run: {why}")
-    return Isolation(
-        sandboxed=False,
-        notes=box.enforced
-        + box.notes
-        + [
-            f"NOT sandboxed ({why}): the student's code could read every file the grading "
-            "user can, the solutions included"
-        ],
-        prefix=list(box.prefix),
-    )
+    return make_sandbox(limits)
 
 
 @dataclass
@@ -114,11 +77,15 @@ def run_notebook(
     prepared: NotebookNode,
     *,
     limits: Limits,
-    box: Isolation,
+    box: Sandbox,
     seed: int,
     threads: int,
+    course_root: Path | None = None,
 ) -> RunOutcome:
-    """Execute ``prepared`` in ``scratch`` under ``box``; return what the run left behind."""
+    """Execute ``prepared`` in ``scratch`` under ``box``; return what the run left behind.
+
+    ``course_root`` is masked too, in case a bound tree (a project folder) holds it.
+    """
     scratch = scratch.resolve()
     nbformat.write(prepared, scratch / PREPARED)
     shutil.copyfile(RUNNER, scratch / "runner.py")
@@ -142,26 +109,26 @@ def run_notebook(
         env[var] = str(threads)
     argv = [sys.executable, "-I", str(scratch / "runner.py"), str(scratch / JOB)]
     runtime = None
-    if box.sandboxed:
-        from autograder.sandbox import wrap_command
-
-        command = wrap_command(
-            argv, writable=[scratch], readonly=[], hide=hidden_packages(), env=env
-        )
-        full_env = None
-    else:
+    if not box.filesystem:
         # Unix socket paths are limited to ~100 bytes: keep the kernel's runtime dir short.
         runtime = tempfile.mkdtemp(prefix="ag-")
-        command = [*box.prefix, *argv]
-        full_env = {**os.environ, **env, "JUPYTER_RUNTIME_DIR": runtime, "TMPDIR": runtime}
-    preexec = make_sandbox(limits).preexec
+        env = {**os.environ, **env, "JUPYTER_RUNTIME_DIR": runtime, "TMPDIR": runtime}
+    command = box.wrap(
+        argv,
+        writable=[scratch],
+        readonly=[p for p in (shared_data_dir(), cache_dir()) if p is not None and p.exists()],
+        hide=[*hidden_packages(), *([course_root.resolve()] if course_root else [])],
+        env=env,
+    )
+    popen_env = {**env, "PATH": os.environ.get("PATH", "")} if box.filesystem else env
+    preexec = box.preexec
     outcome = RunOutcome(state="lost", executed=None)
     try:
         with open(scratch / "runner.log", "wb") as log:
             proc = subprocess.Popen(
                 command,
                 cwd=scratch,
-                env=full_env if full_env is not None else {"PATH": os.environ.get("PATH", "")},
+                env=popen_env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,

@@ -20,16 +20,17 @@ import shutil
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import nbformat
 from nbformat.notebooknode import NotebookNode
 
 from autograder.coursedir import CourseDir
 from autograder.intake import load_intake
-from autograder.limits import Limits
+from autograder.limits import Limits, Sandbox
 from autograder.prepare import PreparationError, prepare_notebook
 from autograder.results import Result
-from autograder.sandbox_run import Isolation, RunOutcome, run_notebook
+from autograder.sandbox_run import RunOutcome, run_notebook
 from autograder.scoring import Check, Verdict, score_all
 from course.notebooks import CHECK_KEY, cell_changes, cell_errors, grade_id, readability_problem
 
@@ -64,12 +65,12 @@ def grade_submission(
     assignment: Assignment,
     *,
     limits: Limits,
-    box: Isolation,
+    box: Sandbox,
     threads: int,
 ) -> Graded:
     """Grade ``student``'s collected submission; every failure becomes a status and reason."""
     started = time.monotonic()
-    result = Result(student=student, status="graded", sandbox=list(box.notes))
+    result = Result(student=student, status="graded", sandbox=box.enforced + box.notes)
     graded = Graded(result)
     intake = load_intake(course, student)
     result.reasons += intake.notes
@@ -85,6 +86,9 @@ def grade_submission(
     submitted = nbformat.reads(data.decode("utf-8"), as_version=4)
     changes = cell_changes(assignment.released.metadata.get(CHECK_KEY, {}), submitted)
     result.reasons += [change_reason(c) for c in changes]
+    # Deleted answer and locked cells come back as released (nbgrader's add_missing_cells
+    # restores test cells, and needs the answer cell before each one to be there).
+    restore_cells(submitted, assignment.released)
     try:
         prepared = prepare_notebook(
             submitted, assignment.db_url, course.assignment, course.notebook
@@ -93,7 +97,6 @@ def grade_submission(
         result.status = "invalid"
         result.reasons.append(str(error))
         return graded
-    restore_locked_cells(prepared, assignment.released)
     scratch = course.work / student
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(parents=True)
@@ -101,12 +104,19 @@ def grade_submission(
     result.seed = seed
     try:
         outcome = run_notebook(
-            scratch, prepared, limits=limits, box=box, seed=seed, threads=threads
+            scratch,
+            prepared,
+            limits=limits,
+            box=box,
+            seed=seed,
+            threads=threads,
+            course_root=course.root,
         )
         stopped = outcome_reason(outcome, limits)
         if stopped:
             result.status, reason = stopped
             result.reasons.append(reason)
+            keep_log(scratch / "runner.log", course.result(student).with_suffix(".log"))
         else:
             graded.verdicts = score_all(
                 assignment.checks, assignment.tests, scratch / "records", seed
@@ -125,6 +135,18 @@ def grade_submission(
     return graded
 
 
+def keep_log(log: Path, target: Path, limit: int = 20_000) -> None:
+    """Keep the end of the runner's log for the instructor (never shown to the student)."""
+    try:
+        with open(log, "rb") as handle:
+            handle.seek(max(0, log.stat().st_size - limit))
+            tail = handle.read()
+    except OSError:
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(tail)
+
+
 def change_reason(change: object) -> str:
     """A student-readable reason for one deleted, edited or unanswered cell."""
     gid, kind, what = change.grade_id, change.kind, change.change  # type: ignore[attr-defined]
@@ -137,9 +159,12 @@ def change_reason(change: object) -> str:
     return f"{kind} cell {gid} was edited; the original was restored and graded"
 
 
-def restore_locked_cells(nb: NotebookNode, released: NotebookNode) -> None:
-    """Put back locked cells (text, imports) that nbgrader does not restore when deleted."""
-    present = {grade_id(c) for c in nb.cells}
+def restore_cells(nb: NotebookNode, released: NotebookNode) -> None:
+    """Put back deleted answer cells (as released: the stub) and locked cells, in place.
+
+    Each goes after the nearest earlier cell of the release that the notebook still has.
+    """
+    present = {grade_id(c) for c in nb.cells if grade_id(c)}
     position = 0
     for cell in released.cells:
         gid = grade_id(cell)
@@ -147,7 +172,9 @@ def restore_locked_cells(nb: NotebookNode, released: NotebookNode) -> None:
             position = next(i for i, c in enumerate(nb.cells) if grade_id(c) == gid) + 1
             continue
         meta = cell.metadata.get("nbgrader", {})
-        if gid and meta.get("locked") and not meta.get("grade") and not meta.get("solution"):
+        answer = meta.get("solution")
+        locked = meta.get("locked") and not meta.get("grade")
+        if gid and (answer or locked):
             nb.cells.insert(position, copy.deepcopy(cell))
             position += 1
 

@@ -467,6 +467,7 @@ def _record_stats(channel_stats: Callable[..., Any], seed: int) -> dict[str, Any
 
 def _record_train(train_and_evaluate: Callable[..., Any], seed: int) -> dict[str, Any]:
     model, train_loader, eval_loader, _ = training_fixture(seed)
+    model.eval()  # as after an evaluation: a loop must call model.train() itself
     optimizer = WatchedSGD(list(model.parameters()), lr=0.05, momentum=0.9)
     modes: list[bool] = []
     handle = model.register_forward_hook(lambda m, i, o: modes.append(m.training))

@@ -33,6 +33,8 @@ import jupytext
 import nbformat
 from nbclient import NotebookClient
 
+from course.notebooks import stderr_outputs
+
 ROOT = Path(__file__).resolve().parent.parent
 LESSONS = ROOT / "course" / "lessons"
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
@@ -183,15 +185,6 @@ def _coalesce_streams(outputs: list) -> list:
     return merged
 
 
-def stderr_outputs(notebook: nbformat.NotebookNode) -> list[str]:
-    """Text the lesson wrote to stderr (warnings, progress bars): a lesson should write none."""
-    return [
-        "".join(output.get("text", ""))
-        for cell in notebook.cells
-        if cell.cell_type == "code"
-        for output in cell.get("outputs", [])
-        if output.get("output_type") == "stream" and output.get("name") == "stderr"
-    ]
 
 
 def main(argv: list[str] | None = None) -> int:

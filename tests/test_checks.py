@@ -1,15 +1,19 @@
 """The autograder's checks: they pass correct answers and explain typical wrong ones.
 
-Every check runs against two correct implementations, ``solutions.transfer`` and the
-exercise's own solution cells (so the two cannot drift apart unnoticed), and against the
-mistakes students really make, asserting that the message names the mistake and its fix.
+Each answer goes the way it goes when a notebook is graded, in one process: the recorder of
+``course.grading_record`` calls it on the inputs of a seed, what it saved makes a round trip
+through ``torch.save`` / ``torch.load(weights_only=True)``, and the check compares that with
+``solutions.transfer``. Every check runs against two correct implementations,
+``solutions.transfer`` and the exercise's own solution cells (so the two cannot drift apart
+unnoticed), and against the mistakes students really make, asserting that the message names
+the mistake and its fix.
 """
 
 from __future__ import annotations
 
-import time
+import io
 from collections.abc import Callable
-from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -17,12 +21,39 @@ import torch
 from torch import nn
 from torchvision.transforms import v2 as T
 
-from autograder import checks
+from autograder import checks as grader_checks
+from autograder.exercise import exercise_source
 from autograder.feedback import CheckFailure, summarize
 from course.data import LECTURE_TYPO_STD, NORMALIZATIONS
+from course.grading_record import RECORDERS
 from solutions import transfer as ref
 
-EXERCISE = Path(__file__).resolve().parent.parent / "course" / "exercises" / "transfer_learning.py"
+EXERCISE = exercise_source("transfer_learning")
+#: The seed of these tests' inputs (the grader draws one per run).
+SEED = 3
+
+
+def graded(task: str, compare: Callable[[Any, int], None]) -> Callable[[Callable], None]:
+    """``check(answer)``: record ``answer`` as the kernel would, then compare as the grader."""
+
+    def check(answer: Callable, seed: int = SEED) -> None:
+        buffer = io.BytesIO()
+        torch.save(RECORDERS[task](answer, seed), buffer)
+        buffer.seek(0)
+        compare(torch.load(buffer, weights_only=True), seed)
+
+    return check
+
+
+checks = SimpleNamespace(
+    **{
+        name: graded(check.record, check.compare)
+        for name, check in (
+            (check.compare.__name__, check) for check in grader_checks.CHECKS.values()
+        )
+    },
+    LECTURE_BUG_TRAINABLE=grader_checks.LECTURE_BUG_TRAINABLE,
+)
 
 
 @pytest.fixture(scope="module")
@@ -96,21 +127,23 @@ def test_exercise_solution_passes(
 
 
 @pytest.mark.parametrize(("check", "name", "answer"), CHECKS, ids=[c[0] for c in CHECKS])
-def test_checks_are_quiet_fast_and_leave_rng_alone(
+def test_comparing_leaves_rng_alone(
     check: str, name: str, answer: Callable, capfd: pytest.CaptureFixture[str]
 ) -> None:
+    compare = next(c for c in grader_checks.CHECKS.values() if c.compare.__name__ == check)
+    record = RECORDERS[compare.record](answer, SEED)  # the answer itself may draw numbers
     torch.manual_seed(1234)
     expected_next = torch.rand(1)
     torch.manual_seed(1234)
-    threads = torch.get_num_threads()
-    start = time.perf_counter()
-    getattr(checks, check)(answer)
-    elapsed = time.perf_counter() - start
-    assert torch.equal(torch.rand(1), expected_next), "a check changed the caller's RNG state"
-    assert torch.get_num_threads() == threads, "a check changed the caller's thread count"
-    assert capfd.readouterr().err == "", "nbgrader scores a cell that writes to stderr as failed"
-    # Generous for a loaded 2-core machine; the budget per hidden cell is 10 s.
-    assert elapsed < 10, f"{check} took {elapsed:.1f} s"
+    compare.compare(record, SEED)
+    assert torch.equal(torch.rand(1), expected_next), "a check changed the grader's RNG state"
+    assert capfd.readouterr().err == "", "a passing answer should leave stderr quiet"
+
+
+@pytest.mark.parametrize(("check", "name", "answer"), CHECKS, ids=[c[0] for c in CHECKS])
+def test_reference_passes_with_other_seeds(check: str, name: str, answer: Callable) -> None:
+    for seed in (0, 1, 123456789):
+        getattr(checks, check)(answer, seed)
 
 
 def test_stub_is_reported_as_not_done() -> None:
@@ -356,7 +389,7 @@ def test_optimizer_over_all_parameters_is_named() -> None:
             model.parameters(), lr=lr, momentum=momentum
         ),
     )
-    assert "frozen ones included: features.0 (weight, bias)" in message
+    assert "frozen ones included: " in message and "trainable ones left out: none" in message
     assert "p.requires_grad" in message
 
 
@@ -367,7 +400,8 @@ def test_optimizer_by_layer_name_is_caught() -> None:
             model.classifier.parameters(), lr=lr, momentum=momentum
         ),
     )
-    assert "AttributeError" in message  # a ResNet has no classifier
+    # Some trainable VGG16 tensors lie outside the classifier; a ResNet has no classifier.
+    assert "holds the wrong parameters" in message or "AttributeError" in message
 
 
 def test_optimizer_with_fixed_lr_is_named() -> None:
@@ -469,10 +503,14 @@ def test_wrong_form_is_named() -> None:
 
 def test_stats_fixture_separates_population_and_sample_std() -> None:
     """The check's tolerance must be tighter than the N vs N - 1 difference it names."""
-    images, _ = checks.inputs._stats_fixture()
-    x = images.double() / 255
-    gap = (x.std(dim=(0, 2, 3)) - x.std(dim=(0, 2, 3), unbiased=False)).abs().min().item()
-    assert gap > 2 * checks.inputs.STATS_TOLERANCE
+    from autograder.checks.inputs import STATS_TOLERANCE
+    from course.grading_record import stats_fixture
+
+    for seed in (0, SEED, 123456789):
+        images, _ = stats_fixture(seed)
+        x = images.double() / 255
+        gap = (x.std(dim=(0, 2, 3)) - x.std(dim=(0, 2, 3), unbiased=False)).abs().min().item()
+        assert gap > 2 * STATS_TOLERANCE
 
 
 # --------------------------------------------------------------------------- task 7
@@ -571,3 +609,24 @@ def test_summarize_groups_by_layer() -> None:
     assert text.startswith("a.0 (weight, bias), b (weight), c.0 (weight)")
     assert text.endswith("and 7 more layers")
     assert summarize([]) == "none"
+
+
+def test_head_that_changes_the_other_flags_is_named() -> None:
+    def freeze_then_replace(model: nn.Module, num_classes: int) -> nn.Module:
+        model.requires_grad_(False)
+        return ref.replace_head(model, num_classes)
+
+    message = failure(checks.check_head_replacement, freeze_then_replace)
+    assert "changed which of the other layers train" in message
+    assert "lecture's bug" in message and "requires_grad" in message
+
+
+def test_normalize_before_todtype_names_the_order() -> None:
+    def build(size: int, normalization: str = "imagenet", augment: bool = False):
+        mean, std = NORMALIZATIONS[normalization]
+        steps = [T.ToImage(), T.Resize(size, antialias=True)]
+        t = T.Compose([*steps, T.Normalize(mean, std), T.ToDtype(torch.float32, scale=True)])
+        return t, t
+
+    message = failure(checks.check_transforms, build)
+    assert "`ToDtype(torch.float32, scale=True)` first" in message and "then `Normalize" in message

@@ -15,8 +15,10 @@ import nbformat
 import pytest
 
 from autograder import checks
+from autograder.exercise import exercise_source
+from course.grading_record import RECORDERS
 
-EXERCISE = Path(__file__).resolve().parent.parent / "course" / "exercises" / "transfer_learning.py"
+EXERCISE = exercise_source("transfer_learning")
 HIDDEN = re.compile(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS\n?", re.S)
 SOLUTION = re.compile(r"### BEGIN SOLUTION\n(.*?)### END SOLUTION\n?", re.S)
 #: Points per task as the tasks' headings state them; task 8 is the written answer.
@@ -104,18 +106,30 @@ def test_every_solution_cell_has_a_solution_region(notebook: nbformat.NotebookNo
             assert "BEGIN SOLUTION" not in cell.source, nbgrader(cell).get("grade_id")
 
 
-def test_every_autograded_test_cell_calls_its_check(notebook: nbformat.NotebookNode) -> None:
-    called = set()
+def test_every_autograded_test_cell_records_its_task(notebook: nbformat.NotebookNode) -> None:
+    recorded = {}
     for cell in graded(notebook):
         if cell.cell_type == "markdown":
             continue  # the written answer, graded by hand
         hidden = HIDDEN.findall(cell.source)
         assert len(hidden) == 1, f"{nbgrader(cell)['grade_id']}: one hidden region"
-        names = re.findall(r"from autograder\.checks import (check_\w+)", hidden[0])
-        assert len(names) == 1 and f"{names[0]}(" in hidden[0], hidden[0]
-        assert callable(getattr(checks, names[0]))
-        called.add(names[0])
-    assert called == {name for name in checks.__all__ if name.startswith("check_")}
+        calls = re.findall(r'record_task\("(\w+)", (\w+)\)', hidden[0])
+        assert len(calls) == 1, hidden[0]
+        assert "autograder" not in hidden[0] and "solutions" not in hidden[0]
+        recorded[nbgrader(cell)["grade_id"]] = calls[0][0]
+    assert recorded == {gid: check.record for gid, check in checks.CHECKS.items()}
+    assert set(recorded.values()) <= set(RECORDERS)
+
+
+def test_solution_regions_are_generated_from_solutions_exercise() -> None:
+    from autograder.exercise.answers import ANSWERS, generated, main
+
+    assert main([]) == 0, "run: python -m autograder.exercise.answers --write"
+    source = EXERCISE.read_text(encoding="utf-8")
+    drifted = ANSWERS.read_text(encoding="utf-8").replace(
+        "model.requires_grad_(False)", "model.requires_grad_(True)"
+    )
+    assert generated(source, drifted) != source
 
 
 def test_students_never_need_solutions_or_autograder(notebook: nbformat.NotebookNode) -> None:

@@ -1,7 +1,10 @@
 """The real exercise through the whole pipeline, driven by its command line.
 
-Three submissions are built from the student release: the reference solutions, the lecture's
-freezing code, and the untouched stubs. The written answer (task 8) is graded by hand: the
+Submissions built from the student release: the reference solutions, the lecture's freezing
+code, the untouched stubs, honest variants (noisy output, a deleted task, a replace_head that
+freezes the model) and the attacks of issue 10 (copying from ``solutions``, reading the
+checks' source, patching torch, nbgrader's displayhook partial credit). Each must score what
+its own code deserves. The written answer (task 8) is graded by hand: the
 autograder leaves it pending (``needs_manual_grade``), the summary and the CSV report its
 points as ``manual_pending``, and "full marks" below means every autograded point.
 """
@@ -20,7 +23,9 @@ from autograder.__main__ import main
 from autograder.coursedir import COURSE_ID, CourseDir
 from autograder.grade import Result
 from autograder.intake import verify_originals
+from autograder.limits import Limits
 from autograder.release import exercise_source, fill_from_source
+from autograder.sandbox_run import isolation
 
 pytestmark = [
     pytest.mark.slow,
@@ -41,8 +46,80 @@ def freeze_and_unfreeze(model):
 '''
 
 
+#: A correct loop that shows a progress bar and warns: stderr noise must cost nothing.
+NOISY_TRAINING = '''\
+import sys
+import warnings
+
+from tqdm.auto import tqdm
+
+
+def train_and_evaluate(model, optimizer, train_loader, eval_loader, epochs=1):
+    """Train, then evaluate; chatty on stderr."""
+    warnings.warn("this loop is chatty", UserWarning)
+    losses = []
+    for _ in range(epochs):
+        model.train()
+        for images, labels in tqdm(train_loader, disable=False, file=sys.stderr):
+            loss = nn.functional.cross_entropy(model(images), labels)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+    sys.stderr.write("\\n")
+    model.eval()
+    correct = total = 0
+    with torch.no_grad():
+        for images, labels in eval_loader:
+            correct += (model(images).argmax(dim=1) == labels).sum().item()
+            total += labels.numel()
+    return losses, 100.0 * correct / total
+'''
+
+#: Freezes everything before swapping the head: in the lecture's order, the lecture's bug.
+FREEZING_HEAD = """\
+def replace_head(model, num_classes):
+    model.requires_grad_(False)
+    name = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)][-1]
+    parent, _, attribute = name.rpartition(".")
+    old = model.get_submodule(name)
+    setattr(model.get_submodule(parent), attribute, nn.Linear(old.in_features, num_classes))
+    return model
+"""
+
+#: Wrong statistics (averages of per-batch stds), with torch's comparisons patched to agree.
+PATCHED_TORCH = """\
+torch.allclose = lambda *a, **k: True
+torch.equal = lambda *a, **k: True
+torch.isclose = lambda a, b, *r, **k: torch.ones_like(torch.as_tensor(a), dtype=torch.bool)
+"""
+WRONG_STATS = """\
+def channel_stats(loader):
+    means, stds = [], []
+    for images, _ in loader:
+        means.append(images.mean(dim=(0, 2, 3)))
+        stds.append(images.std(dim=(0, 2, 3)))
+    return tuple(torch.stack(means).mean(0).tolist()), tuple(torch.stack(stds).mean(0).tolist())
+"""
+
+
 def _gid(cell: nbformat.NotebookNode) -> str | None:
     return cell.metadata.get("nbgrader", {}).get("grade_id")
+
+
+def _answer(nb: nbformat.NotebookNode, grade_id: str, source: str) -> nbformat.NotebookNode:
+    out = copy.deepcopy(nb)
+    for cell in out.cells:
+        if _gid(cell) == grade_id:
+            cell.source = source
+    return out
+
+
+def _after_setup(nb: nbformat.NotebookNode, source: str) -> nbformat.NotebookNode:
+    out = copy.deepcopy(nb)
+    index = next(i for i, c in enumerate(out.cells) if _gid(c) == "setup") + 1
+    out.cells.insert(index, nbformat.v4.new_code_cell(source))
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -54,20 +131,44 @@ def graded(tmp_path_factory: pytest.TempPathFactory) -> tuple[CourseDir, dict[st
     assert main([*base, "release"]) == 0
     released = nbformat.read(course.release_notebook, 4)
     ref = fill_from_source(released, nbformat.read(course.source_notebook, 4))
-    lecture = copy.deepcopy(ref)
-    for cell in lecture.cells:
-        if _gid(cell) == "task2-answer":
-            cell.source = LECTURE_FREEZING
+    deleted = copy.deepcopy(ref)
+    deleted.cells = [c for c in deleted.cells if _gid(c) not in ("task5-answer", "task5-test")]
+    submissions = {
+        "reference": ref,
+        "lecture": _answer(ref, "task2-answer", LECTURE_FREEZING),
+        "stubs": released,
+        "noisy": _answer(ref, "task7-answer", NOISY_TRAINING),
+        "deleted": deleted,
+        "freezinghead": _answer(ref, "task3-answer", FREEZING_HEAD),
+        "copier": _answer(ref, "task3-answer", "from solutions.transfer import replace_head"),
+        "spy": _after_setup(
+            ref,
+            "import inspect\nimport autograder.checks.inputs as m\nprint(inspect.getsource(m))",
+        ),
+        "patcher": _answer(_after_setup(ref, PATCHED_TORCH), "task6-answer", WRONG_STATS),
+        "displayhook": _answer(
+            ref,
+            "task1-answer",
+            'def load_vgg16(weights="random"):\n'
+            "    get_ipython().displayhook(\"'x'\")\n"
+            "    raise NotImplementedError\n",
+        ),
+    }
     inbox = root / "inbox"
     inbox.mkdir()
-    for student, nb in (("reference", ref), ("lecture", lecture), ("stubs", released)):
+    for student, nb in submissions.items():
         nbformat.write(nb, inbox / f"{student}_100_200_transfer_learning.ipynb")
     assert main([*base, "collect", str(inbox)]) == 0
     assert main([*base, "autograde", "--workers", "2", "--no-progress"]) == 0
     assert main([*base, "feedback"]) == 0
     assert main([*base, "export"]) == 0
-    results = {s: Result.load(course, s) for s in ("reference", "lecture", "stubs")}
+    results = {s: Result.load(course, s) for s in submissions}
     return course, results
+
+
+def _sandboxed() -> None:
+    if not isolation(Limits()).filesystem:
+        pytest.skip("bubblewrap cannot run here: the kernel is not sandboxed")
 
 
 def _points(course: CourseDir, grade_id: str) -> float:
@@ -109,6 +210,7 @@ def test_gradebook_csv_and_feedback_agree(graded) -> None:
     with Gradebook(course.db_url, COURSE_ID) as gb:
         scores = {s.student.id: s.score for s in gb.find_assignment(course.assignment).submissions}
     assert scores == pytest.approx({s: r.score for s, r in results.items()})
+    assert all(r.status == "graded" for r in results.values())
     with open(course.grades_csv, newline="", encoding="utf-8") as handle:
         rows = {row["student"]: row for row in csv.DictReader(handle)}
     for student, r in results.items():
@@ -129,3 +231,64 @@ def test_student_check_passes_the_reference(graded, capsys: pytest.CaptureFixtur
     assert check([str(course.submitted("reference"))]) == 0
     out = capsys.readouterr().out
     assert "Ready to submit" in out and "FAIL" not in out
+
+
+def test_stderr_noise_costs_nothing(graded) -> None:
+    _, results = graded
+    r = results["noisy"]
+    assert r.score == 18 and r.failed_tests == {}
+
+
+def test_deleted_task_is_restored_and_graded(graded) -> None:
+    _, results = graded
+    r = results["deleted"]
+    assert r.status == "graded" and r.score == 16 and sorted(r.failed_tests) == ["task5-test"]
+    assert "answer cell task5-answer was deleted; graded as unanswered" in r.reason
+    assert "test cell task5-test was deleted; restored and graded" in r.reason
+
+
+def test_replace_head_that_freezes_the_model_loses_task_3(graded) -> None:
+    _, results = graded
+    r = results["freezinghead"]
+    assert r.score == 15 and sorted(r.failed_tests) == ["task3-test"]
+    assert "changed which of the other layers train" in r.failed_tests["task3-test"]
+
+
+def test_copying_from_solutions_does_not_import(graded) -> None:
+    _sandboxed()
+    _, results = graded
+    r = results["copier"]
+    assert r.score == 15 and sorted(r.failed_tests) == ["task3-test"]
+    assert "No module named 'solutions" in r.reason or "ModuleNotFoundError" in r.reason
+
+
+def test_checks_cannot_be_read_from_the_kernel(graded) -> None:
+    _sandboxed()
+    course, results = graded
+    r = results["spy"]
+    assert r.score == 18 and "ModuleNotFoundError" in r.reason
+    for path in (course.autograded("spy"), course.feedback("spy")):
+        text = path.read_text(encoding="utf-8")
+        assert "def check_transforms" not in text and "solutions.transfer" not in text
+
+
+def test_patched_torch_in_the_kernel_changes_nothing(graded) -> None:
+    _, results = graded
+    r = results["patcher"]
+    assert r.score == 15 and sorted(r.failed_tests) == ["task6-test"]
+    assert "the lecture's way" in r.failed_tests["task6-test"]
+
+
+def test_displayhook_gives_no_partial_credit(graded) -> None:
+    _, results = graded
+    r = results["displayhook"]
+    assert r.score == 17 and sorted(r.failed_tests) == ["task1-test"]
+
+
+def test_feedback_shows_no_grader_source_or_paths(graded) -> None:
+    course, results = graded
+    for student in results:
+        page = course.feedback(student).read_text(encoding="utf-8")
+        assert "from autograder.checks import" not in page
+        assert str(course.root.resolve()) not in page
+        assert "autograder/checks" not in page

@@ -25,12 +25,26 @@ def _imported_packages(path: Path) -> set[str]:
 
 @pytest.mark.parametrize("package", sorted(ALLOWED))
 def test_package_imports_only_lower_layers(package):
+    # Every file, lessons and the exercise source included: no exemption.
     modules = sorted((ROOT / package).rglob("*.py"))
-    # Lessons and the exercise are not part of the package; they have their own tests.
-    modules = [m for m in modules if not {"lessons", "exercises"} & set(m.parts)]
     assert modules, f"no modules found under {package}/"
     wrong = {
         str(m.relative_to(ROOT)): sorted(_imported_packages(m) - ALLOWED[package] - {package})
         for m in modules
     }
     assert {name: pkgs for name, pkgs in wrong.items() if pkgs} == {}
+
+
+def test_no_private_names_imported_across_modules():
+    """``from x import _name`` couples modules through internals (issue 11)."""
+    found = []
+    for package in sorted(ALLOWED):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.ImportFrom):
+                    found += [
+                        f"{path.relative_to(ROOT)}: {node.module}.{alias.name}"
+                        for alias in node.names
+                        if alias.name.startswith("_") and alias.name != "__version__"
+                    ]
+    assert found == []

@@ -219,15 +219,16 @@ def test_config_restores_deleted_cells_for_formgrader() -> None:
 
 def test_sandbox_notes_when_network_cannot_be_cut(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(limits_module, "network_namespace_available", lambda: False)
-    box = make_sandbox(Limits())
+    box = make_sandbox(Limits(sandbox="off"))
     assert box.prefix == [] and any("NOT cut" in n for n in box.notes)
+    assert any("NOT sandboxed" in n for n in box.notes)
     with pytest.raises(RuntimeError, match="Cannot cut the network"):
-        make_sandbox(Limits(network="off"))
+        make_sandbox(Limits(network="off", sandbox="off"))
 
 
 def test_sandbox_cuts_network_where_possible(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(limits_module, "network_namespace_available", lambda: True)
-    box = make_sandbox(Limits(memory_mb=1000))
+    box = make_sandbox(Limits(memory_mb=1000, sandbox="off"))
     assert box.prefix[0] == "unshare" and "--net" in box.prefix
     assert any("RLIMIT_AS" in e for e in box.enforced)
 
@@ -329,13 +330,34 @@ def test_summary_and_csv(tmp_path: Path) -> None:
         r.save(course)
     table = summary_table(results)
     assert (
-        "18/20 (2 manual)" in table and "not valid JSON" in table and "failed: task2-test" in table
+        "18/20 (2 pending)" in table
+        and "not valid JSON" in table
+        and "failed tests: task2-test" in table
     )
     with open(export_csv(course), newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     assert [r["student"] for r in rows] == ["ada", "bob", "cy"]
     assert rows[0]["autograded_max"] == "18" and rows[0]["manual_pending"] == "2"
     assert rows[1]["reason"] == "the notebook is not valid JSON"
+    assert rows[2]["reason"] == "failed tests: task2-test"
+
+
+def test_reference_command_fills_every_answer(tiny: CourseDir, tmp_path: Path, capsys) -> None:
+    from autograder.__main__ import main
+    from course.check import check_structure
+
+    out = tmp_path / "ref" / "tiny.ipynb"
+    assert (
+        main(["--course-dir", str(tiny.root), "--assignment", "tiny", "reference", str(out)]) == 0
+    )
+    assert str(out) in capsys.readouterr().out
+    report, nb = check_structure(out)
+    assert report.problems == [] and not any("stub" in w for w in report.warnings)
+    text = "\n".join(c.source for c in nb.cells)
+    assert "return result_of_squaring" in text and "hidden check" not in text
+    missing = tmp_path / "nothing"
+    assert main(["--course-dir", str(missing), "--assignment", "tiny", "reference", str(out)]) == 1
+    assert "autograder setup" in capsys.readouterr().err
 
 
 def test_cli_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
@@ -344,7 +366,17 @@ def test_cli_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> Non
     with pytest.raises(SystemExit):
         main(["--help"])
     out = capsys.readouterr().out
-    for command in ("setup", "release", "collect", "autograde", "feedback", "export", "all"):
+    commands = (
+        "setup",
+        "release",
+        "collect",
+        "autograde",
+        "feedback",
+        "export",
+        "all",
+        "reference",
+    )
+    for command in commands:
         assert command in out
 
 
@@ -388,7 +420,7 @@ def test_check_rejects_broken_files(tmp_path: Path) -> None:
 
     (tmp_path / "transfer_learning.ipynb").write_text('{"cells": [', encoding="utf-8")
     report, nb = check_structure(tmp_path / "transfer_learning.ipynb")
-    assert nb is None and "not a valid notebook" in report.problems[0]
+    assert nb is None and "not valid JSON" in report.problems[0]  # the grader's words
     (tmp_path / "transfer_learning.ipynb").write_text("", encoding="utf-8")
     report, _ = check_structure(tmp_path / "transfer_learning.ipynb")
     assert "empty" in report.problems[0]
@@ -447,11 +479,13 @@ def test_cli_all_runs_every_step(tiny: CourseDir, tmp_path: Path, capsys) -> Non
 
     (tmp_path / "tiny.py").write_text(TINY_SOURCE, encoding="utf-8")
     inbox = tmp_path / "inbox"
-    _write(reference(tiny), inbox / "ada" / "tiny.ipynb")
+    ref = ["--course-dir", str(tiny.root), "--assignment", "tiny", "reference"]
+    assert main([*ref, str(inbox / "ada" / "tiny.ipynb")]) == 0
     root = tmp_path / "grading"
     args = ["--course-dir", str(root), "--assignment", "tiny", "all", str(inbox)]
     assert main([*args, "--source", str(tmp_path / "tiny.py"), "--no-progress"]) == 0
     out = capsys.readouterr().out
-    assert "ada" in out and "3/4 (1 manual)" in out and "all tests passed" in out
+    assert "ada" in out and "3/4 (1 pending)" in out and "all tests passed" in out
+    assert "edited" not in out and "stub" not in out
     course = CourseDir(root, "tiny", "tiny")
     assert course.feedback("ada").is_file() and course.grades_csv.is_file()

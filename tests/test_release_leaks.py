@@ -1,6 +1,6 @@
 """No solution and no hidden test reaches what students get: the release and the wheel.
 
-The real exercise (``course/exercises/transfer_learning.py``) is released with nbgrader into a
+The real exercise (``autograder/exercise/transfer_learning.py``) is released with nbgrader into a
 temporary course directory and scanned line by line; the wheel students install
 (``python -m autograder student-package``: ``course`` only) is built and scanned the same
 way. (The site has its own leak test.)

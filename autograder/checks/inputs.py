@@ -127,7 +127,7 @@ def check_normalized(
     if close(value):
         hint = "The values are still in [0, 1]: add `Normalize(mean, std)` at the end."
     elif close((value - mean) / std * 255) or close((value * 255 - mean) / std):
-        hint = "Normalize ran on values 0..255, before they were scaled. " + ORDER_HINT
+        hint = "The values were never scaled to [0, 1] before Normalize. " + ORDER_HINT
     elif close(value * 255):
         hint = "The values were never scaled to [0, 1]: use `ToDtype(torch.float32, scale=True)`."
     elif close((value - mean) / torch.tensor(LECTURE_TYPO_STD, dtype=torch.float64)):
