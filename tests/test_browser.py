@@ -415,6 +415,12 @@ def test_lessons_read_well_at_every_width(
                 "[...document.querySelectorAll('.jp-OutputArea img')].every(i => i.complete)",
                 f"the images of {url} to load",
             )
+            if dark:  # Material applies the preferred palette from its script, after load
+                browser.wait_for(
+                    "document.body.getAttribute('data-md-color-scheme') === 'slate'",
+                    f"{url} to switch to dark mode",
+                    timeout=10,
+                )
             checks = [_PAGE_OVERFLOW, _OUTPUTS_SCROLL, _COPY_BUTTON_LANE]
             if width < 600:
                 checks.append(_PROMPTS_NARROW)

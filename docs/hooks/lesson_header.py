@@ -222,10 +222,10 @@ def header_html(
         for label, url in open_links
     ]
     return (
-        f'<div class="admonition {kind} course-run-mode">'
+        f'<div class="admonition {kind} course-run-mode" data-search-exclude>'
         f'<p class="admonition-title">{html.escape(mode.title)}</p>'
         f"<p>{detail}</p></div>\n"
-        '<dl class="course-lesson-facts">'
+        '<dl class="course-lesson-facts" data-search-exclude>'
         f"<dt>Before this lesson</dt><dd>{needs}</dd>"
         f"<dt>Time to run</dt><dd>laptop CPU: {html.escape(cpu)}<br>"
         f"GPU: {html.escape(gpu)}</dd>"
