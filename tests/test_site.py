@@ -763,6 +763,12 @@ def test_lesson_header_reads_time_and_prerequisites_from_the_notebook() -> None:
     assert lesson_header.time_to_run({"metadata": {"course": {"execution": record}}})[1] == (
         "not measured"
     )
+    # The device field, when present, decides (the machine line may name no GPU).
+    on_cuda = {"seconds": 30, "machine": "Linux x86_64, 16 CPU cores", "device": "cuda"}
+    assert lesson_header.time_to_run({"metadata": {"course": {"execution": on_cuda}}}) == (
+        "not measured",
+        "30 s on Linux x86_64, 16 CPU cores",
+    )
     assert lesson_header.prerequisites(timed, ("x", "y")) == ["`nn.Module`"]
 
 
