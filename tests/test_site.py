@@ -701,6 +701,51 @@ def test_student_build_names_no_instructor_command_or_module(
     )
 
 
+def hidden_check_models() -> set[str]:
+    """The torchvision models the hidden checks build as fixtures (string literals)."""
+    import torchvision
+
+    known = set(torchvision.models.list_models())
+    names = set()
+    for path in sorted((ROOT / "autograder" / "checks").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and node.value in known:
+                names.add(node.value)
+    return names
+
+
+def test_student_build_names_no_hidden_check_fixture(
+    site: Path, instructor_site: Path, texts: dict[Path, str], exercise: ExerciseParts
+) -> None:
+    """A model the hidden checks use, and that no lesson or release shows, stays unnamed.
+
+    Both spellings count: ``mobilenet_v3_small`` and "MobileNetV3-Small".
+    """
+    models = hidden_check_models()
+    assert models, "found no fixture model in autograder/checks: is the scan broken?"
+    lessons = "\n".join(p.read_text(encoding="utf-8") for p in LESSONS.glob("*.py")).lower()
+    public = (exercise.public + "\n" + lessons).lower()
+    secret = sorted(m for m in models if m not in public)
+    if not secret:
+        pytest.skip("every fixture model also appears in a lesson or the release: none to hide")
+
+    leaks = [
+        f"{path.relative_to(site)}: {model}"
+        for path, text in texts.items()
+        for model in secret
+        if re.search(model_pattern(model), text)
+    ]
+    assert not leaks, "hidden-check fixtures named on the student site:\n" + "\n".join(leaks)
+    # The same scan finds them where they belong: the instructor API.
+    instructor = "\n".join(site_texts(instructor_site / "reference").values())
+    assert all(re.search(model_pattern(m), instructor) for m in secret), secret
+
+
+def model_pattern(name: str) -> str:
+    """``mobilenet_v3_small`` in any spelling: MobileNetV3-Small, mobilenet v3 small, ..."""
+    return r"(?i)\b" + r"[-_ ]?".join(map(re.escape, name.split("_"))) + r"\b"
+
+
 def test_instructor_build_adds_the_guide_and_the_api(instructor_site: Path) -> None:
     assert (instructor_site / "instructor" / "index.html").is_file()
     assert (instructor_site / "reference" / "autograder" / "index.html").is_file()
