@@ -415,6 +415,12 @@ def test_lessons_read_well_at_every_width(
                 "[...document.querySelectorAll('.jp-OutputArea img')].every(i => i.complete)",
                 f"the images of {url} to load",
             )
+            if dark:  # Material applies the preferred palette from its script, after load
+                browser.wait_for(
+                    "document.body.getAttribute('data-md-color-scheme') === 'slate'",
+                    f"{url} to switch to dark mode",
+                    timeout=10,
+                )
             checks = [_PAGE_OVERFLOW, _OUTPUTS_SCROLL, _COPY_BUTTON_LANE]
             if width < 600:
                 checks.append(_PROMPTS_NARROW)
@@ -478,3 +484,18 @@ def test_search_result_titles_are_clean(browser: DevTools, base_url: str) -> Non
     dirty = [t for t in titles + snippets if any(w in t for w in ("In [", "Copied!", "¶"))]
     assert titles, "no search result for 'freezing'"
     assert not dirty, f"search results show prompts or copy-button text: {dirty[:5]}"
+
+
+def test_other_pages_fit_a_phone(browser: DevTools, base_url: str) -> None:
+    """Home, guides, results and reference: no page wider than a 390 px window."""
+    browser.set_view(390, True)
+    problems = []
+    try:
+        for path in ("", "start/", "lessons/", "exercise/", "results/", "reference/course/"):
+            browser.open(base_url + path)
+            problems += [f"/{path}: {p}" for p in browser.evaluate(_PAGE_OVERFLOW)]
+            name = path.strip("/").replace("/", "-") or "home"
+            browser.screenshot(SCREENSHOTS / f"page-{name}-390px-dark.png")
+    finally:
+        browser.set_view(1280, False)
+    assert not problems, "\n".join(problems)

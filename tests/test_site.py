@@ -701,6 +701,51 @@ def test_student_build_names_no_instructor_command_or_module(
     )
 
 
+def hidden_check_models() -> set[str]:
+    """The torchvision models the hidden checks build as fixtures (string literals)."""
+    import torchvision
+
+    known = set(torchvision.models.list_models())
+    names = set()
+    for path in sorted((ROOT / "autograder" / "checks").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and node.value in known:
+                names.add(node.value)
+    return names
+
+
+def test_student_build_names_no_hidden_check_fixture(
+    site: Path, instructor_site: Path, texts: dict[Path, str], exercise: ExerciseParts
+) -> None:
+    """A model the hidden checks use, and that no lesson or release shows, stays unnamed.
+
+    Both spellings count: ``mobilenet_v3_small`` and "MobileNetV3-Small".
+    """
+    models = hidden_check_models()
+    assert models, "found no fixture model in autograder/checks: is the scan broken?"
+    lessons = "\n".join(p.read_text(encoding="utf-8") for p in LESSONS.glob("*.py")).lower()
+    public = (exercise.public + "\n" + lessons).lower()
+    secret = sorted(m for m in models if m not in public)
+    if not secret:
+        pytest.skip("every fixture model also appears in a lesson or the release: none to hide")
+
+    leaks = [
+        f"{path.relative_to(site)}: {model}"
+        for path, text in texts.items()
+        for model in secret
+        if re.search(model_pattern(model), text)
+    ]
+    assert not leaks, "hidden-check fixtures named on the student site:\n" + "\n".join(leaks)
+    # The same scan finds them where they belong: the instructor API.
+    instructor = "\n".join(site_texts(instructor_site / "reference").values())
+    assert all(re.search(model_pattern(m), instructor) for m in secret), secret
+
+
+def model_pattern(name: str) -> str:
+    """``mobilenet_v3_small`` in any spelling: MobileNetV3-Small, mobilenet v3 small, ..."""
+    return r"(?i)\b" + r"[-_ ]?".join(map(re.escape, name.split("_"))) + r"\b"
+
+
 def test_instructor_build_adds_the_guide_and_the_api(instructor_site: Path) -> None:
     assert (instructor_site / "instructor" / "index.html").is_file()
     assert (instructor_site / "reference" / "autograder" / "index.html").is_file()
@@ -763,6 +808,12 @@ def test_lesson_header_reads_time_and_prerequisites_from_the_notebook() -> None:
     assert lesson_header.time_to_run({"metadata": {"course": {"execution": record}}})[1] == (
         "not measured"
     )
+    # The device field, when present, decides (the machine line may name no GPU).
+    on_cuda = {"seconds": 30, "machine": "Linux x86_64, 16 CPU cores", "device": "cuda"}
+    assert lesson_header.time_to_run({"metadata": {"course": {"execution": on_cuda}}}) == (
+        "not measured",
+        "30 s on Linux x86_64, 16 CPU cores",
+    )
     assert lesson_header.prerequisites(timed, ("x", "y")) == ["`nn.Module`"]
 
 
@@ -787,7 +838,7 @@ def test_lesson_pages_open_with_facts_and_no_open_link_by_default(site: Path) ->
     assert not config["extra"].get("course_repo_url"), "the default build has no public URL"
     for lesson in sorted(LESSONS.glob("[0-9][0-9]_*.ipynb")):
         page = (site / "lessons" / lesson.stem / "index.html").read_text(encoding="utf-8")
-        facts = page[page.index('class="course-lesson-facts"') :][:2000]
+        facts = page[page.index("course-lesson-facts") :][:2000]
         assert "Before this lesson" in facts and "Time to run" in facts
         assert f'href="{lesson.name}" download' in facts
         assert "colab.research.google.com" not in page

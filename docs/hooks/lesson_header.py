@@ -7,8 +7,8 @@ Everything in it is read from the notebook, never typed for the site:
 - run mode: the outputs themselves (every lesson prints ``course.quick.banner`` first);
 - time to run: ``metadata["course"]["execution"]``, which ``scripts/execute_lessons.py``
   writes (``{"seconds", "machine", "torch", "weights", "data"}``; a list of such records
-  when several machines ran it). Absent: "not measured". A GPU time is shown only when
-  a record from a GPU machine exists;
+  when several machines ran it; an optional ``"device"`` says "cpu" or "cuda: ...").
+  Absent: "not measured". A GPU time is shown only when a record of a GPU run exists;
 - prerequisites: ``metadata["course"]["prerequisites"]`` (a list of Markdown strings),
   else the previous lesson, since the lessons build on each other.
 """
@@ -123,7 +123,13 @@ def executions(notebook: Mapping[str, Any]) -> list[Mapping[str, Any]]:
 
 
 def on_gpu(record: Mapping[str, Any]) -> bool:
-    """Whether an execution record names a GPU machine."""
+    """Whether an execution record is from a GPU run.
+
+    Its ``device`` field decides ("cuda", "cuda: NVIDIA H200", "cpu"); a record without
+    one counts as a GPU run only when its ``machine`` names a GPU.
+    """
+    if record.get("device"):
+        return bool(_GPU_WORDS.search(str(record["device"])))
     return bool(_GPU_WORDS.search(str(record.get("machine", ""))))
 
 
@@ -222,12 +228,12 @@ def header_html(
         for label, url in open_links
     ]
     return (
-        f'<div class="admonition {kind} course-run-mode">'
+        f'<div class="admonition {kind} course-run-mode" data-search-exclude>'
         f'<p class="admonition-title">{html.escape(mode.title)}</p>'
         f"<p>{detail}</p></div>\n"
-        '<dl class="course-lesson-facts">'
+        '<dl class="course-lesson-facts" data-search-exclude>'
         f"<dt>Before this lesson</dt><dd>{needs}</dd>"
-        f"<dt>Time to run</dt><dd>laptop CPU: {html.escape(cpu)}<br>"
+        f"<dt>Time to run</dt><dd>CPU: {html.escape(cpu)}<br>"
         f"GPU: {html.escape(gpu)}</dd>"
         f"<dt>Notebook</dt><dd>{' · '.join(links)}; in the student kit: "
         f"<code>lessons/{html.escape(notebook_name)}</code></dd>"

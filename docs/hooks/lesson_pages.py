@@ -109,7 +109,13 @@ def on_page_content(html_text: str, page: Page, config: MkDocsConfig, files: Fil
         else [],
     )
     page.toc = toc_from_headings(html_text)
-    return header + exclude_chrome_from_search(link_lessons(html_text, files))
+    html_text = exclude_chrome_from_search(link_lessons(html_text, files))
+    # Right under the lesson's title, where a reader decides whether to start now.
+    title_end = html_text.find("</h1>")
+    if title_end < 0:
+        return header + html_text
+    title_end += len("</h1>")
+    return html_text[:title_end] + header + html_text[title_end:]
 
 
 def on_post_page(output: str, page: Page, config: MkDocsConfig) -> str:
