@@ -276,9 +276,9 @@ for group in optimizer.param_groups:
 #
 # | protocol | trains | learning rates |
 # | --- | --- | --- |
-# | head only | the new 10-way head | head 0.01 |
-# | last blocks | `features[14:]` + head | + 0.001 for blocks 14-18 |
-# | all | every block + head | + 0.0003 for blocks 7-13, 0.0001 for blocks 0-6 |
+# | head only | the new 10-way head | head `BASE_LR` = 0.01 |
+# | last blocks | `features[14:]` + head | + `BASE_LR / 10` for blocks 14-18 |
+# | all | every block + head | + `BASE_LR / 30` for blocks 7-13, `BASE_LR / 100` for blocks 0-6 |
 #
 # Same budget for all three: the same training images at 96 px, the same
 # number of epochs and batches, SGD with momentum 0.9, no augmentation. The
