@@ -151,7 +151,6 @@ print(f"at 224 px: VGG16 {vgg_total / 1e9:.2f} GMACs, MobileNetV2 {mobilenet_tot
       f"({vgg_total / mobilenet_total:.0f} times less)")
 
 # %% [markdown]
-#
 # For each input size we compute the frozen network's features of every image
 # once (`course.features` caches them on disk), train a linear probe (a new
 # 10-way head, lesson 5) on them with several seeds, and time the feature
