@@ -269,10 +269,11 @@ for group in optimizer.param_groups:
 # ## How many layers? Measured on a pretrained network
 #
 # Which of the three answers pays is an empirical question, so let us measure
-# it. Fine-tuning VGG16 end to end takes hours on a laptop CPU, so the
-# experiment uses the pretrained MobileNetV2 of lessons 4 and 5 (ImageNet
-# weights, converted once and loaded offline). Its `features` is a chain of 19
-# blocks; we compare:
+# it. VGG16 needs many times MobileNetV2's compute per image (lesson 4 counts
+# both), too much to fine-tune end to end on a laptop CPU, so the experiment
+# uses the pretrained MobileNetV2 of lessons 4 and 5 (ImageNet weights,
+# converted once and loaded offline). Its `features` is a chain of 19 blocks;
+# we compare:
 #
 # | protocol | trains | learning rates |
 # | --- | --- | --- |
