@@ -26,8 +26,8 @@
 # one ImageNet network this course can ship for use without a network
 # connection (Google's published model, converted once), and it needs far
 # less compute per image than VGG16 (lesson 4 counts both), so this lesson
-# runs on a laptop CPU in minutes. Everything below works the same for VGG16 (lesson 6 compares
-# backbones).
+# runs on a laptop CPU in minutes. Everything below works the same for
+# VGG16 (lesson 6 compares backbones).
 
 # %% tags=["parameters"]
 # None follows the COURSE_QUICK environment variable; True forces quick mode
@@ -207,8 +207,8 @@ for count, true_class, predicted_class in mistakes[:5]:
 # %% [markdown]
 # Compare the pairs printed above with the images: are they classes that
 # look alike at 32 pixels (animals with four legs, vehicles with wheels), or
-# something else? With a hundred test images a class, a count of a few
-# mistakes is noise; a pair that stands out across runs is not.
+# something else? In a small test set a pair with only a few mistakes may be
+# noise; a pair that stands out in run after run is not.
 #
 # ## Is it the pretraining? Three baselines
 #
