@@ -388,16 +388,22 @@ plot_comparison(
 # The table and figure above are this run's answer for this network, this
 # many images and this budget. Read the means against the spread of the
 # seeds: a protocol is only better if its dots sit clearly apart from the
-# other's. Also read the last column: every block that trains is one the
-# cache cannot skip, and "all" runs the whole network forwards and backwards
-# in every epoch.
+# other's.
 #
-# What to expect in general: with few images, a frozen backbone (head only)
-# is hard to beat, because every trainable layer can also fit the noise of a
-# small training set; the more data you have, and the further it is from
-# ImageNet, the more it pays to train deeper, with smaller learning rates for
-# earlier layers. Whether this run agrees is in the table above; if you have
-# the time, rerun it with more images (`PER_CLASS`) or more epochs.
+# Two forces pull in opposite directions. Every block that trains can adapt
+# ImageNet's features to CIFAR-10's small, blurry images; but every trainable
+# layer can also fit the noise of a small training set. Which one wins
+# depends on the data and the budget, which is why it is measured here rather
+# than assumed. The more data you have, and the further it is from ImageNet,
+# the more deeper fine-tuning tends to pay.
+#
+# "Same budget" here means the same epochs and images, not the same compute.
+# Read the last column: every block that trains is one the cache cannot skip,
+# and "all" runs the whole network forwards and backwards in every epoch. A
+# head on cached features could afford many more epochs in the same time
+# (lesson 5's linear probe trained for 30). If time is what you have to
+# spend, compare the protocols at equal time instead; with more time, rerun
+# this cell with more images (`PER_CLASS`) or more epochs.
 #
 # ## When to compute your own normalization statistics
 #
