@@ -68,6 +68,7 @@ __all__ = [
     "cached_loaders",
     "chain",
     "data_fingerprint",
+    "estimate_batchnorm_statistics",
     "extract_features",
     "resize_normalize",
     "split_model",
@@ -491,3 +492,54 @@ def cached_loaders(
             generator=torch.Generator().manual_seed(seed + offset),
         )
     return loaders
+
+
+def estimate_batchnorm_statistics(
+    model: nn.Module,
+    images: torch.Tensor,
+    *,
+    size: int,
+    mean: Triple,
+    std: Triple,
+    batch_size: int = 64,
+) -> nn.Module:
+    """Set every BatchNorm's running statistics to those of ``images`` (for random weights).
+
+    Why: a randomly initialized network's BatchNorm layers hold mean 0 and variance 1, which
+    normalize nothing; in eval mode (where frozen BatchNorm stays, see
+    ``course.training.train_mode``) activations then shrink or blow up layer after layer and
+    "random features" are near-constant, a straw man. Random features worth comparing with
+    pretrained ones use statistics measured on data, as training mode would: this runs the
+    images through the model in training mode, without gradients, averaging each layer's batch
+    statistics over all batches (layer after layer, each normalized as the next one sees it).
+    Weights and affine parameters are untouched; the model's modes are restored.
+
+    Not for pretrained networks whose BatchNorm is folded (the offline MobileNetV2): there,
+    use ``course.models.calibrate_batchnorm``, which keeps what the network computes.
+
+    Args:
+        model: the network (on the CPU or its device).
+        images: uint8 ``(N, 3, H, W)`` training images; a few hundred are plenty.
+        size, mean, std: the eval transform (:func:`resize_normalize`).
+        batch_size: images per forward pass.
+    """
+    layers = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not layers or len(images) == 0:
+        return model
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    modes = {m: m.training for m in model.modules()}
+    momenta = {m: m.momentum for m in layers}
+    try:
+        for layer in layers:
+            layer.reset_running_stats()
+            layer.momentum = None  # a cumulative average over every batch seen
+        model.train()
+        with torch.no_grad():
+            for lo in range(0, len(images), batch_size):
+                model(resize_normalize(images[lo : lo + batch_size].to(device), size, mean, std))
+    finally:
+        for layer, momentum in momenta.items():
+            layer.momentum = momentum
+        for module, mode in modes.items():
+            module.training = mode
+    return model
