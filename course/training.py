@@ -177,7 +177,7 @@ def autocast_for(device: torch.device, enabled: bool) -> Any:
     """The forward pass's precision context: bf16 autocast on CUDA when ``enabled``, else none.
 
     bf16 keeps float32's exponent range, so no loss scaling is needed, unlike fp16. On the
-    CPU nothing changes (CPU bf16 kernels are slower than float32 on most laptops).
+    CPU nothing changes.
     """
     if enabled and device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)

@@ -255,7 +255,17 @@ def prepare_batchnorm(
             resize_normalize(images[lo : lo + batch_size], size, mean, std)
             for lo in range(0, len(images), batch_size)
         ]
+        # Only the layers that will train need train-mode statistics. calibrate_batchnorm
+        # keeps each layer's eval function, so the frozen ones get their exact tensors back:
+        # the frozen prefix, and so its feature cache, stays the linear probe's.
+        frozen = {
+            m: {k: v.clone() for k, v in m.state_dict().items()}
+            for m in layers
+            if not any(p.requires_grad for p in m.parameters())
+        }
         calibrate_batchnorm(model, batches)
+        for layer, state in frozen.items():
+            layer.load_state_dict(state)
         model.weights_label = (
             f"{label}; BatchNorm re-calibrated on {len(images)} training images before "
             "fine-tuning (eval outputs unchanged)"
