@@ -231,7 +231,7 @@ def resize_normalize(
 class FeatureCache:
     """A cached feature matrix, memory-mapped from disk."""
 
-    features: torch.Tensor  # (N, D), storage dtype, memory-mapped (CPU)
+    features: torch.Tensor  # (N, *item_shape): (N, D) or (N, C, H, W); memory-mapped (CPU)
     labels: torch.Tensor  # (N,) int64
     path: Path  # the cache's folder
     header: dict[str, Any]
@@ -318,6 +318,7 @@ def cached_features(
     out: np.memmap | None = None
     torch_dtype, np_dtype = STORAGE[dtype]
     dim = 0
+    item_shape: list[int] = []
     try:
         with torch.inference_mode():
             for lo in range(0, len(images), batch_size):
@@ -329,7 +330,11 @@ def cached_features(
                     channels_last=device.type == "cuda",
                 )
                 with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
-                    feats = prefix(batch).float().reshape(len(batch), -1)
+                    raw = prefix(batch).float()
+                # Rows on disk; the shape of one item (e.g. 160 x 3 x 3 when the cut lies
+                # inside the convolutional part) is kept in the header for the tail.
+                item_shape = [int(d) for d in raw.shape[1:]]
+                feats = raw.reshape(len(batch), -1)
                 if out is None:
                     dim = int(feats.shape[1])
                     out = np.memmap(
@@ -351,6 +356,7 @@ def cached_features(
     header = {
         **fields,
         "shape": [len(images), dim],
+        "item_shape": item_shape,
         "seconds": round(time.perf_counter() - start, 3),
         "batch_size": batch_size,
         "device": str(device),
@@ -375,6 +381,8 @@ def _open(folder: Path, *, built: bool) -> FeatureCache:
     features = torch.from_numpy(mapped)
     if header["dtype"] == "bfloat16":
         features = features.view(torch.bfloat16)
+    item_shape = header.get("item_shape") or [dim]
+    features = features.view(n, *item_shape)  # (N, D), or (N, C, H, W) inside the backbone
     labels = torch.from_numpy(np.fromfile(folder / "labels.bin", dtype=np.int64))
     return FeatureCache(features, labels, folder, header, built)
 
@@ -416,7 +424,8 @@ def extract_features(
         root: cache folder; ``course.paths.cache_dir() / "features"`` by default.
 
     Returns:
-        float32 ``(N, D)`` features on the CPU, in the split's order (labels: ``split.labels``).
+        float32 features on the CPU, ``(N, D)`` (or ``(N, C, H, W)`` for a cut inside the
+        backbone), in the split's order (labels: ``split.labels``).
     """
     cache = cached_features(
         trunk,
