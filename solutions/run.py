@@ -206,7 +206,7 @@ def run_protocol(
     results = _results(protocol, options, splits, model, device, history, size, seconds, config)
     results["path"] = path_used
     (run_dir / "results.json").write_text(json.dumps(results, indent=2))
-    _plots(run_dir, splits, history, results["label"])
+    _plots(run_dir, splits, history, plot_title(results))
     if not options.quiet_table:
         print_table([results], protocol)
     if protocol.pretrained and weights_label.startswith("random"):
@@ -390,6 +390,16 @@ def _results(
         "command": " ".join(sys.argv),
         "lecture_reported": asdict(protocol.lecture) if protocol.lecture else None,
     }
+
+
+def plot_title(results: dict[str, Any], width: int = 64) -> str:
+    """A plot title that fits inside the PNG: what ran on one line, the weights on the next."""
+    data = "synthetic data" if results["data"]["synthetic"] else "CIFAR-10"
+    what = f"{results['protocol']['name']}, {results['network']}, {results['size']} px, {data}"
+    weights = f"weights: {results['weights']}"
+    if len(weights) > width:
+        weights = weights[: width - 3].rstrip() + "..."
+    return f"{what}\n{weights}"
 
 
 def _plots(run_dir: Path, splits: CIFAR10Splits, history: History, label: str) -> None:
