@@ -40,7 +40,7 @@ from torchvision.transforms import v2
 
 from course.data import CLASSES, load_cifar10, make_loaders
 from course.errors import WeightsError
-from course.features import cached_loaders, resize_normalize, split_model
+from course.features import cached_loaders, split_model
 from course.models import build_on_meta, load_model, trainable_parameters
 from course.paths import env_flag
 from course.plots import plot_comparison
@@ -344,11 +344,8 @@ def fine_tune(protocol: str, seed: int):
                          v2.Normalize(MEAN, STD)])
         loaders = make_loaders(splits, tf, tf, batch_size=BATCH, seed=seed)
     else:
-        # The cache stores each image's features as one flat row; a cut inside the
-        # convolutional part gives the tail its (channels, height, width) back.
-        with torch.no_grad():
-            shape = parts.prefix(resize_normalize(splits.train.images[:1], SIZE, MEAN, STD)).shape
-        to_train = nn.Sequential(nn.Unflatten(1, shape[1:]), parts.tail) if len(shape) > 2 else parts.tail
+        # A cut inside the convolutional part caches (channels, height, width) maps.
+        to_train = parts.tail
         loaders = cached_loaders(parts.prefix, splits, size=SIZE, mean=MEAN, std=STD,
                                  batch_size=BATCH, seed=seed)
     # lr=None: the parameter groups set the learning rates, not the config.
