@@ -12,6 +12,11 @@ random (throughput does not depend on them). Figures for 50 epochs at full scale
 
     python benchmarks/bench_fast.py            # CPU: small subsets, a few minutes on 2 cores
     python benchmarks/bench_fast.py --gpu      # one GPU: full splits (see benchmarks/README.md)
+    python benchmarks/bench_fast.py --memory 8 32 64   # peak RSS of the cache build by batch
+
+``--memory``: the feature-cache build of ``python -m solutions run --fast`` (VGG16's frozen
+prefix at 224 px, random weights) in a fresh process per batch size, over 2 batches of real
+images; prints and records the peak resident memory, which follows ``--batch-size``.
 """
 
 from __future__ import annotations
@@ -238,6 +243,72 @@ def _fast(job: Job, protocol, model, optimizer, split) -> dict[str, Any]:
         }
 
 
+def measure_cache_memory(batch_size: int, size: int, images: torch.Tensor) -> dict[str, Any]:
+    """Peak RSS of one cache build at ``batch_size`` (run in a fresh process)."""
+    from course.features import cached_features, split_model
+    from solutions.protocols import get_protocol
+    from solutions.run import prepare_model
+
+    torch.manual_seed(123)
+    model = prepare_model(get_protocol("linear-probe"), "random")
+    parts = split_model(model)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    with tempfile.TemporaryDirectory() as root:
+        start = time.perf_counter()
+        cached_features(
+            parts.prefix,
+            images,
+            torch.zeros(len(images), dtype=torch.long),
+            split="train",
+            size=size,
+            normalization="imagenet",
+            mean=(0.485, 0.456, 0.406),
+            std=(0.229, 0.224, 0.225),
+            data_fingerprint="memory-benchmark",
+            root=Path(root),
+            batch_size=batch_size,
+        )
+        seconds = time.perf_counter() - start
+    return {
+        "batch_size": batch_size,
+        "size": size,
+        "images": len(images),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "rss_before_build_mb": before,
+        "build_ips": len(images) / seconds,
+    }
+
+
+def memory_report(batch_sizes: list[int], data: str | None, size: int = 224) -> dict[str, Any]:
+    """The cache build's peak RSS for each batch size, each in a fresh process."""
+    from course.data import load_cifar10
+
+    splits = load_cifar10(data, subset=max(batch_sizes) * 2 // 10 + 1)
+    context = multiprocessing.get_context("spawn")
+    rows = []
+    for batch in batch_sizes:
+        images = splits.train.images[: 2 * batch].clone()
+        with futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+            rows.append(pool.submit(measure_cache_memory, batch, size, images).result())
+        row = rows[-1]
+        print(
+            f"  cache build, VGG16 prefix at {size} px, batch {batch:>4}: peak RSS "
+            f"{row['peak_rss_mb']:7.0f} MB ({row['rss_before_build_mb']:.0f} MB before the "
+            f"build), {row['build_ips']:.1f} img/s",
+            flush=True,
+        )
+    return {
+        "benchmark": "benchmarks/bench_fast.py --memory",
+        "when": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine(torch.device("cpu")) | {"load_average_at_end": os.getloadavg()},
+        "weights": "random (memory does not depend on the weights' values)",
+        "data": splits.source,
+        "what": "feature-cache build (python -m solutions run --fast), VGG16 frozen up to "
+        "fc6's ReLU, 2 batches of images, fresh process per batch size",
+        "measurements": rows,  # not "rows": the site hook reads those as naive/fast pairs
+    }
+
+
 def project(rates: dict[str, Any]) -> dict[str, float]:
     """Seconds for one epoch (train + valid) and for 50 epochs + test, at full scale."""
     epoch = FULL["train"] / rates["train_ips"] + FULL["valid"] / rates["eval_ips"]
@@ -310,6 +381,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--compile", action="store_true", help="torch.compile on the fast path")
     parser.add_argument("--data", default=None, help="a CIFAR-10 source (default: search)")
     parser.add_argument("--out", type=Path, default=None, help="JSON file to write")
+    parser.add_argument(
+        "--memory",
+        type=int,
+        nargs="+",
+        default=None,
+        metavar="BATCH",
+        help="only measure the cache build's peak RSS at these batch sizes",
+    )
     args = parser.parse_args(argv)
     # CPU: small subsets so that all five protocols finish in a few minutes on 2 cores.
     # GPU: the naive path on 20 lecture batches (it is the slow one), the fast path on all
@@ -341,6 +420,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from solutions.protocols import get_protocol
 
     args = parse_args(argv)
+    if args.memory:
+        report = memory_report(args.memory, args.data)
+        out = args.out or Path(__file__).parent / "results" / (
+            f"memory-{dt.datetime.now(dt.timezone.utc):%Y%m%d-%H%M%S}.json"
+        )
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2))
+        print(f"written: {out}")
+        return report
     device = torch.device("cuda" if args.gpu else "cpu")
     if args.gpu and not torch.cuda.is_available():
         sys.exit("--gpu asked for, but PyTorch sees no CUDA GPU here.")

@@ -68,6 +68,7 @@ __all__ = [
     "cached_loaders",
     "chain",
     "data_fingerprint",
+    "estimate_batchnorm_statistics",
     "extract_features",
     "resize_normalize",
     "split_model",
@@ -230,7 +231,7 @@ def resize_normalize(
 class FeatureCache:
     """A cached feature matrix, memory-mapped from disk."""
 
-    features: torch.Tensor  # (N, D), storage dtype, memory-mapped (CPU)
+    features: torch.Tensor  # (N, *item_shape): (N, D) or (N, C, H, W); memory-mapped (CPU)
     labels: torch.Tensor  # (N,) int64
     path: Path  # the cache's folder
     header: dict[str, Any]
@@ -317,6 +318,7 @@ def cached_features(
     out: np.memmap | None = None
     torch_dtype, np_dtype = STORAGE[dtype]
     dim = 0
+    item_shape: list[int] = []
     try:
         with torch.inference_mode():
             for lo in range(0, len(images), batch_size):
@@ -328,7 +330,11 @@ def cached_features(
                     channels_last=device.type == "cuda",
                 )
                 with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
-                    feats = prefix(batch).float().reshape(len(batch), -1)
+                    raw = prefix(batch).float()
+                # Rows on disk; the shape of one item (e.g. 160 x 3 x 3 when the cut lies
+                # inside the convolutional part) is kept in the header for the tail.
+                item_shape = [int(d) for d in raw.shape[1:]]
+                feats = raw.reshape(len(batch), -1)
                 if out is None:
                     dim = int(feats.shape[1])
                     out = np.memmap(
@@ -350,6 +356,7 @@ def cached_features(
     header = {
         **fields,
         "shape": [len(images), dim],
+        "item_shape": item_shape,
         "seconds": round(time.perf_counter() - start, 3),
         "batch_size": batch_size,
         "device": str(device),
@@ -374,6 +381,8 @@ def _open(folder: Path, *, built: bool) -> FeatureCache:
     features = torch.from_numpy(mapped)
     if header["dtype"] == "bfloat16":
         features = features.view(torch.bfloat16)
+    item_shape = header.get("item_shape") or [dim]
+    features = features.view(n, *item_shape)  # (N, D), or (N, C, H, W) inside the backbone
     labels = torch.from_numpy(np.fromfile(folder / "labels.bin", dtype=np.int64))
     return FeatureCache(features, labels, folder, header, built)
 
@@ -415,7 +424,8 @@ def extract_features(
         root: cache folder; ``course.paths.cache_dir() / "features"`` by default.
 
     Returns:
-        float32 ``(N, D)`` features on the CPU, in the split's order (labels: ``split.labels``).
+        float32 features on the CPU, ``(N, D)`` (or ``(N, C, H, W)`` for a cut inside the
+        backbone), in the split's order (labels: ``split.labels``).
     """
     cache = cached_features(
         trunk,
@@ -491,3 +501,54 @@ def cached_loaders(
             generator=torch.Generator().manual_seed(seed + offset),
         )
     return loaders
+
+
+def estimate_batchnorm_statistics(
+    model: nn.Module,
+    images: torch.Tensor,
+    *,
+    size: int,
+    mean: Triple,
+    std: Triple,
+    batch_size: int = 64,
+) -> nn.Module:
+    """Set every BatchNorm's running statistics to those of ``images`` (for random weights).
+
+    Why: a randomly initialized network's BatchNorm layers hold mean 0 and variance 1, which
+    normalize nothing; in eval mode (where frozen BatchNorm stays, see
+    ``course.training.train_mode``) activations then shrink or blow up layer after layer and
+    "random features" are near-constant, a straw man. Random features worth comparing with
+    pretrained ones use statistics measured on data, as training mode would: this runs the
+    images through the model in training mode, without gradients, averaging each layer's batch
+    statistics over all batches (layer after layer, each normalized as the next one sees it).
+    Weights and affine parameters are untouched; the model's modes are restored.
+
+    Not for pretrained networks whose BatchNorm is folded (the offline MobileNetV2): there,
+    use ``course.models.calibrate_batchnorm``, which keeps what the network computes.
+
+    Args:
+        model: the network (on the CPU or its device).
+        images: uint8 ``(N, 3, H, W)`` training images; a few hundred are plenty.
+        size, mean, std: the eval transform (:func:`resize_normalize`).
+        batch_size: images per forward pass.
+    """
+    layers = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not layers or len(images) == 0:
+        return model
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    modes = {m: m.training for m in model.modules()}
+    momenta = {m: m.momentum for m in layers}
+    try:
+        for layer in layers:
+            layer.reset_running_stats()
+            layer.momentum = None  # a cumulative average over every batch seen
+        model.train()
+        with torch.no_grad():
+            for lo in range(0, len(images), batch_size):
+                model(resize_normalize(images[lo : lo + batch_size].to(device), size, mean, std))
+    finally:
+        for layer, momentum in momenta.items():
+            layer.momentum = momentum
+        for module, mode in modes.items():
+            module.training = mode
+    return model

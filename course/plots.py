@@ -330,13 +330,14 @@ def plot_comparison(
             va="center",
             fontsize=9,
         )
+    # First setting on top, like a table; room above it for the chance label.
+    ax.set_ylim(len(names) - 0.5, -1.0)
     if chance is not None:
-        ax.axvline(chance, ls="--", c="gray", lw=1, label=f"chance ({chance:g})")
-        ax.legend(loc="lower right", fontsize=9)
+        ax.axvline(chance, ls="--", c="gray", lw=1)
+        ax.text(chance, -0.75, f" chance ({chance:g})", color="gray", fontsize=9, va="center")
     ax.set_yticks(range(len(names)), names)
-    ax.invert_yaxis()  # first setting on top, like a table
     top = max((max(v) for v in results.values() if len(v)), default=1.0)
-    ax.set_xlim(0, top * 1.3)
+    ax.set_xlim(0, top * 1.5)
     ax.set_xlabel(xlabel)
     if title:
         _title(ax, fig, title)

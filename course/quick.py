@@ -22,13 +22,10 @@ import platform
 from dataclasses import dataclass
 from pathlib import Path
 
-from course.paths import env_flag, shared_data_dir
+from course.paths import env_flag
 
 #: The environment variable that turns quick mode on.
 QUICK_ENV = "COURSE_QUICK"
-
-#: Where the offline ImageNet MobileNetV2 lives, relative to ``../shared/data``.
-OFFLINE_MOBILENET = Path("mobilenet-v2-imagenet") / "mobilenet_v2_1.0_224_quant.tflite"
 
 
 def quick_mode(override: bool | None = None) -> bool:
@@ -61,23 +58,18 @@ class QuickWeights:
         return self.weights != "random"
 
 
-def offline_mobilenet_file() -> Path | None:
-    """The offline MobileNetV2 TFLite file in ``../shared/data``, or ``None`` when absent."""
-    shared = shared_data_dir()
-    if shared is None:
-        return None
-    path = shared / OFFLINE_MOBILENET
-    return path if path.is_file() else None
-
-
 def quick_weights() -> QuickWeights:
     """Choose quick mode's network: the best pretrained weights this machine holds.
 
     VGG16's ImageNet weights from torchvision's cache when present (nothing is downloaded),
     else the offline ImageNet MobileNetV2, else VGG16 with random weights, labelled as such.
     Nothing is loaded here: only files are looked for, so the call is instant.
+
+    Raises:
+        WeightsError: ``$COURSE_PRETRAINED_DIR`` is set but does not hold the offline file.
     """
-    from course.models import imagenet_weights_file  # torchvision: imported only when asked
+    # torchvision is imported only when asked, so quick_mode() and banner labels stay light.
+    from course.models import imagenet_weights_file, offline_weights_file
 
     vgg_file = imagenet_weights_file("vgg16")
     if vgg_file.is_file():
@@ -87,7 +79,7 @@ def quick_weights() -> QuickWeights:
             "ImageNet VGG16 (torchvision's weights, from its cache)",
             f"found VGG16's ImageNet weights at {vgg_file}: the lecture's own network",
         )
-    mobilenet = offline_mobilenet_file()
+    mobilenet = offline_weights_file()
     if mobilenet is not None:
         return QuickWeights(
             "mobilenet_v2",
@@ -100,9 +92,9 @@ def quick_weights() -> QuickWeights:
         "vgg16",
         "random",
         "random weights (no pretrained network found): NOT transfer learning",
-        f"no pretrained weights here: neither {vgg_file} nor "
-        f"../shared/data/{OFFLINE_MOBILENET.as_posix()} exists. Results show the code runs, "
-        "not what pretrained features do.",
+        f"no pretrained weights here: neither {vgg_file} nor the offline MobileNetV2 "
+        "(../shared/data/mobilenet-v2-imagenet, or $COURSE_PRETRAINED_DIR) exists. Results "
+        "show the code runs, not what pretrained features do.",
     )
 
 

@@ -46,11 +46,13 @@ PROBE_MARK = "COURSE-EXECUTION-PROBE "
 PROBE_CELL = f"""
 import json as _json
 import torch as _torch
+from course.quick import machine_label as _machine_label
 print({PROBE_MARK!r} + _json.dumps({{
     "weights": str(globals().get("WEIGHTS_LABEL", "none")),
     "data": str(globals().get("DATA", "none")),
     "torch": _torch.__version__,
     "threads": _torch.get_num_threads(),
+    "machine": _machine_label().split(" | torch")[0],
 }}))
 """
 
@@ -135,9 +137,13 @@ def _execution_record(probe: nbformat.NotebookNode, seconds: float) -> dict:
         for line in "".join(output.get("text", "")).splitlines():
             if line.startswith(PROBE_MARK):
                 said = json.loads(line[len(PROBE_MARK) :])
+    # Timings on a shared machine depend on what else runs: the load average goes with them.
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    machine = said.get("machine") or machine_description()
     return {
         "seconds": round(seconds, 1),
-        "machine": f"{machine_description()}, torch using {said.get('threads', '?')} threads",
+        "machine": f"{machine}, torch using {said.get('threads', '?')} threads, "
+        f"load average {load:.1f} at the end",
         "torch": str(said.get("torch", "unknown")),
         "weights": str(said.get("weights", "unknown")),
         "data": str(said.get("data", "unknown")),

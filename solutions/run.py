@@ -24,7 +24,8 @@ from torch import nn
 
 from course.data import CIFAR10Splits, load_cifar10, make_loaders
 from course.errors import CourseError, WeightsError
-from course.models import load_model, trainable_parameters
+from course.features import estimate_batchnorm_statistics, resize_normalize
+from course.models import calibrate_batchnorm, load_model, trainable_parameters
 from course.plots import plot_accuracy, plot_confusion_matrix, plot_minibatch_loss, plot_predictions
 from course.quick import machine_label
 from course.training import History, TrainConfig, pick_device, train
@@ -173,6 +174,7 @@ def run_protocol(
     )
     torch.manual_seed(options.seed)  # random init (head, or all of VGG16) is seeded too
     model = prepare_model(protocol, weights, options.arch)
+    prepare_batchnorm(model, protocol, splits, size, options.batch_size)
     weights_label = getattr(model, "weights_label", "unknown")
     print(_identity_line(f"run {protocol.name} ({arch}, {size} px)", splits, weights_label))
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -204,7 +206,7 @@ def run_protocol(
     results = _results(protocol, options, splits, model, device, history, size, seconds, config)
     results["path"] = path_used
     (run_dir / "results.json").write_text(json.dumps(results, indent=2))
-    _plots(run_dir, splits, history, results["label"])
+    _plots(run_dir, splits, history, plot_title(results))
     if not options.quiet_table:
         print_table([results], protocol)
     if protocol.pretrained and weights_label.startswith("random"):
@@ -217,6 +219,57 @@ def run_protocol(
     print(f"results: {run_dir / 'results.json'} (+ plots *.png); {seconds:.0f} s")
     print(_identity_line(f"done: test {_pct(history.test_acc)}", splits, weights_label))
     return run_dir
+
+
+#: Training images whose statistics BatchNorm layers get (see prepare_batchnorm).
+BATCHNORM_IMAGES = 512
+
+
+def prepare_batchnorm(
+    model: nn.Module, protocol: Protocol, splits: CIFAR10Splits, size: int, batch_size: int
+) -> None:
+    """Give BatchNorm layers statistics that mean something, and say so in the weights label.
+
+    - Random weights (a random MobileNetV2 as the baseline of a probe): torchvision's init
+      leaves mean 0 / variance 1, which normalize nothing, so features would be near-constant;
+      the statistics are measured on training images (``estimate_batchnorm_statistics``).
+    - Pretrained weights whose BatchNorm trains (``last-block`` on the offline MobileNetV2,
+      whose BatchNorm is folded): train mode would normalize with batch statistics unlike the
+      stored ones and wreck the features, so they are re-calibrated first, keeping what the
+      network computes in eval mode (``course.models.calibrate_batchnorm``).
+    Networks without BatchNorm (VGG16) are left alone.
+    """
+    layers = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not layers or protocol.trainable == "all":
+        return
+    _, mean, std = normalization_for(protocol, model)
+    images = splits.train.images[:BATCHNORM_IMAGES]
+    label = getattr(model, "weights_label", "unknown")
+    if label.startswith("random"):
+        estimate_batchnorm_statistics(
+            model, images, size=size, mean=mean, std=std, batch_size=batch_size
+        )
+        model.weights_label = f"{label}; BatchNorm statistics from {len(images)} training images"
+    elif any(p.requires_grad for m in layers for p in m.parameters()):
+        batches = [
+            resize_normalize(images[lo : lo + batch_size], size, mean, std)
+            for lo in range(0, len(images), batch_size)
+        ]
+        # Only the layers that will train need train-mode statistics. calibrate_batchnorm
+        # keeps each layer's eval function, so the frozen ones get their exact tensors back:
+        # the frozen prefix, and so its feature cache, stays the linear probe's.
+        frozen = {
+            m: {k: v.clone() for k, v in m.state_dict().items()}
+            for m in layers
+            if not any(p.requires_grad for p in m.parameters())
+        }
+        calibrate_batchnorm(model, batches)
+        for layer, state in frozen.items():
+            layer.load_state_dict(state)
+        model.weights_label = (
+            f"{label}; BatchNorm re-calibrated on {len(images)} training images before "
+            "fine-tuning (eval outputs unchanged)"
+        )
 
 
 def _slug(text: str) -> str:
@@ -337,6 +390,16 @@ def _results(
         "command": " ".join(sys.argv),
         "lecture_reported": asdict(protocol.lecture) if protocol.lecture else None,
     }
+
+
+def plot_title(results: dict[str, Any], width: int = 64) -> str:
+    """A plot title that fits inside the PNG: what ran on one line, the weights on the next."""
+    data = "synthetic data" if results["data"]["synthetic"] else "CIFAR-10"
+    what = f"{results['protocol']['name']}, {results['network']}, {results['size']} px, {data}"
+    weights = f"weights: {results['weights']}"
+    if len(weights) > width:
+        weights = weights[: width - 3].rstrip() + "..."
+    return f"{what}\n{weights}"
 
 
 def _plots(run_dir: Path, splits: CIFAR10Splits, history: History, label: str) -> None:

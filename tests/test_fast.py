@@ -510,3 +510,20 @@ def test_on_a_gpu_the_fast_paths_train_like_on_the_cpu() -> None:
         torch.testing.assert_close(gpu.minibatch_loss, cpu.minibatch_loss, rtol=2e-2, atol=2e-3)
         fast, _ = train_protocol_fast(protocol, splits, _tiny(trainable), _config(device="cuda"))
         assert all(0 < loss < 10 for loss in fast.minibatch_loss)  # bf16 autocast trains too
+
+
+def test_a_cut_inside_the_backbone_caches_feature_maps_with_their_shape(tmp_path: Path) -> None:
+    """Fine-tuning the last conv block: the cache holds (N, C, H, W) maps the tail can take."""
+    from course.features import extract_features
+
+    splits = synthetic_cifar10(per_class=2, seed=3)
+    model = _tiny("head")
+    model.features[3:].requires_grad_(True)  # the second conv block trains
+    parts = split_model(model)
+    assert parts is not None and parts.cut == "features[3]"
+    feats = extract_features(
+        parts.prefix, splits.train, size=40, mean=MEAN, std=STD, batch_size=8, root=tmp_path
+    )
+    assert feats.shape == (20, 8, 20, 20)
+    with torch.inference_mode():
+        assert parts.tail.eval()(feats).shape == (20, 10)

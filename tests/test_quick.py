@@ -50,18 +50,19 @@ def test_a_word_that_is_neither_names_the_variable_and_the_choices(monkeypatch):
 
 def _no_vgg(monkeypatch, tmp_path: Path) -> None:
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # an empty torchvision cache
+    monkeypatch.delenv("COURSE_PRETRAINED_DIR", raising=False)
 
 
 def test_quick_weights_prefer_vgg16_then_offline_mobilenet_then_random(monkeypatch, tmp_path):
     _no_vgg(monkeypatch, tmp_path)
     shared = tmp_path / "shared"
-    monkeypatch.setattr(quick, "shared_data_dir", lambda: shared)
+    monkeypatch.setattr(paths, "shared_data_dir", lambda: shared)
     # Nothing at all: random, said loudly.
     choice = quick_weights()
     assert (choice.name, choice.weights, choice.pretrained) == ("vgg16", "random", False)
     assert "NOT transfer" in choice.label and "random" in quick.banner(True, choice).lower()
     # The offline MobileNetV2 file beside the checkout.
-    tflite = shared / quick.OFFLINE_MOBILENET
+    tflite = shared / "mobilenet-v2-imagenet" / "mobilenet_v2_1.0_224_quant.tflite"
     tflite.parent.mkdir(parents=True)
     tflite.write_bytes(b"tflite")
     choice = quick_weights()
@@ -81,7 +82,9 @@ def test_quick_weights_prefer_vgg16_then_offline_mobilenet_then_random(monkeypat
 
 def test_this_checkout_uses_the_offline_network_when_shared_data_is_there(monkeypatch, tmp_path):
     _no_vgg(monkeypatch, tmp_path)
-    if paths.shared_data_dir() is None or quick.offline_mobilenet_file() is None:
+    from course.models import offline_weights_file
+
+    if offline_weights_file() is None:
         pytest.skip("../shared/data/mobilenet-v2-imagenet not found beside the checkout")
     assert quick_weights().name == "mobilenet_v2"
 

@@ -31,7 +31,9 @@ QUICK = None
 # %%
 # %matplotlib inline
 import copy
+import os
 import time
+from types import SimpleNamespace
 
 import torch
 import torchvision
@@ -137,9 +139,18 @@ for side, m in macs.items():
 # Cost is one side; accuracy the other. To measure both on a laptop we use a
 # smaller pretrained network than VGG16: MobileNetV2 with ImageNet weights
 # (Google's published model, which the course converts once and then loads
-# without any network access). At 224 px it needs about 0.3 GMACs per image,
-# 50 times less than VGG16.
-#
+# without any network access). Counted the same way as VGG16 above:
+
+# %%
+with torch.device("meta"):
+    mobilenet_shapes = torchvision.models.mobilenet_v2()
+mobilenet_macs = count_macs(mobilenet_shapes, 224)
+mobilenet_total = mobilenet_macs["features"] + mobilenet_macs["classifier"]
+vgg_total = macs[224]["features"] + macs[224]["classifier"]
+print(f"at 224 px: VGG16 {vgg_total / 1e9:.2f} GMACs, MobileNetV2 {mobilenet_total / 1e9:.2f} GMACs "
+      f"({vgg_total / mobilenet_total:.0f} times less)")
+
+# %% [markdown]
 # For each input size we compute the frozen network's features of every image
 # once (`course.features` caches them on disk), train a linear probe (a new
 # 10-way head, lesson 5) on them with several seeds, and time the feature
@@ -163,21 +174,20 @@ def linear_probe(backbone: nn.Module) -> nn.Module:
     return model
 
 
-def probe(backbone: nn.Module, size: int, mean, std, seed: int) -> nn.Module:
-    """Train a linear probe on cached features; return the trained tail.
+def probe(backbone: nn.Module, size: int, mean, std, seed: int) -> SimpleNamespace:
+    """Train a linear probe on cached features.
 
-    The tail gets two extra attributes: `history` (what `train` measured) and
+    Returns `history` (what `train` measured), `tail` (the trained head) and
     `prefix` (the frozen part whose output was cached).
     """
     torch.manual_seed(seed)  # the new head's initial weights
     parts = split_model(linear_probe(backbone))
     loaders = cached_loaders(parts.prefix, splits, size=size, mean=mean, std=std,
                              batch_size=BATCH, seed=seed)
-    parts.tail.history = train(parts.tail, None, loaders,
-                               TrainConfig(epochs=EPOCHS, seed=seed, device=DEVICE,
-                                           progress=False, verbose=False, log_every=0))
-    parts.tail.prefix = parts.prefix
-    return parts.tail
+    history = train(parts.tail, None, loaders,
+                    TrainConfig(epochs=EPOCHS, seed=seed, device=DEVICE,
+                                progress=False, verbose=False, log_every=0))
+    return SimpleNamespace(history=history, tail=parts.tail, prefix=parts.prefix)
 
 
 def seconds_per_image(prefix: nn.Module, size: int, mean, std) -> float:
@@ -204,10 +214,11 @@ print("inputs:", pretrained.preprocessing.label)
 sweep_accuracy, sweep_seconds = {}, {}
 start = time.perf_counter()
 for side in SWEEP:
-    tails = [probe(pretrained, side, *OWN, seed) for seed in SEEDS]
-    sweep_accuracy[side] = [tail.history.test_acc for tail in tails]
-    sweep_seconds[side] = seconds_per_image(tails[0].prefix, side, *OWN)
-print(f"sweep done in {time.perf_counter() - start:.0f} s (feature caches built now or read back)")
+    probes = [probe(pretrained, side, *OWN, seed) for seed in SEEDS]
+    sweep_accuracy[side] = [run.history.test_acc for run in probes]
+    sweep_seconds[side] = seconds_per_image(probes[0].prefix, side, *OWN)
+print(f"sweep done in {time.perf_counter() - start:.0f} s (feature caches built now or read back); "
+      f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 print(f"linear probe, {EPOCHS} epochs, {len(SEEDS)} seeds; {len(splits.train):,} training and "
       f"{len(splits.test):,} test images; measured on {MACHINE}")
 print(f"{'input':>6} {'test accuracy (mean)':>21} {'seeds':>22} {'ms per image':>13}")
@@ -224,9 +235,11 @@ plot_size_sweep(SWEEP, [sweep_accuracy[s] for s in SWEEP], [sweep_seconds[s] for
 # against how much longer each image takes. At 32 px MobileNetV2's last
 # feature map is 1x1 (its input side divided by 32, like VGG16's), and the
 # objects are far smaller than the ImageNet photos its filters learned from.
-# The time per image grows with the area (side squared), but small inputs
-# keep the hardware less busy, so their time per image is higher than the
-# area alone predicts. Where the seeds of two sizes overlap, the difference
+# The work per image grows with the area (side squared); measured times
+# follow it only roughly, because small inputs keep the hardware less busy and
+# other programs running at the same time disturb the measurement (the load
+# average printed with the table says how busy the machine was). Where the
+# seeds of two sizes overlap, the difference
 # between those sizes is within this experiment's noise. (The seeds change
 # the head's start and the order of batches, not the images: another sample
 # of images would move every row a little more.)
@@ -325,11 +338,11 @@ choices = {
     "ImageNet": NORMALIZATIONS["imagenet"],
     "CIFAR-10": NORMALIZATIONS["cifar10"],
 }
-norm_accuracy, norm_tails = {}, {}
+norm_accuracy, norm_probes = {}, {}
 for name, (mean, std) in choices.items():
-    tails = [probe(pretrained, NORM_SIZE, mean, std, seed) for seed in SEEDS]
-    norm_accuracy[name] = [tail.history.test_acc for tail in tails]
-    norm_tails[name] = tails[0]
+    probes = [probe(pretrained, NORM_SIZE, mean, std, seed) for seed in SEEDS]
+    norm_accuracy[name] = [run.history.test_acc for run in probes]
+    norm_probes[name] = probes[0]
 print(f"linear probe at {NORM_SIZE} px, {EPOCHS} epochs; measured on {MACHINE}; {LABEL}")
 for name, values in norm_accuracy.items():
     print(f"  {name:<14} mean {sum(values) / len(values):6.2f}%   "
@@ -376,13 +389,13 @@ print(f"  largest change {(typo - right).abs().max().item():.5f}, "
 # images twice: once with the right transform, once with the typo.
 
 # %%
-tail = norm_tails["ImageNet"]
+imagenet_probe = norm_probes["ImageNet"]
 imagenet_mean, imagenet_std = NORMALIZATIONS["imagenet"]
-right_features = extract_features(tail.prefix, splits.test, size=NORM_SIZE,
+right_features = extract_features(imagenet_probe.prefix, splits.test, size=NORM_SIZE,
                                   mean=imagenet_mean, std=imagenet_std)
-typo_features = extract_features(tail.prefix, splits.test, size=NORM_SIZE,
+typo_features = extract_features(imagenet_probe.prefix, splits.test, size=NORM_SIZE,
                                  mean=imagenet_mean, std=LECTURE_TYPO_STD)
-tail.eval()
+tail = imagenet_probe.tail.eval()
 with torch.no_grad():
     right_predictions = tail(right_features).argmax(1)
     typo_predictions = tail(typo_features).argmax(1)

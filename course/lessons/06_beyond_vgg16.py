@@ -29,6 +29,7 @@ QUICK = None
 # %%
 # %matplotlib inline
 import copy
+import os
 import time
 
 import torch
@@ -268,16 +269,17 @@ for group in optimizer.param_groups:
 # ## How many layers? Measured on a pretrained network
 #
 # Which of the three answers pays is an empirical question, so let us measure
-# it. Fine-tuning VGG16 end to end takes hours on a laptop CPU, so the
-# experiment uses the pretrained MobileNetV2 of lessons 4 and 5 (ImageNet
-# weights, converted once and loaded offline). Its `features` is a chain of 19
-# blocks; we compare:
+# it. VGG16 needs many times MobileNetV2's compute per image (lesson 4 counts
+# both), too much to fine-tune end to end on a laptop CPU, so the experiment
+# uses the pretrained MobileNetV2 of lessons 4 and 5 (ImageNet weights,
+# converted once and loaded offline). Its `features` is a chain of 19 blocks;
+# we compare:
 #
 # | protocol | trains | learning rates |
 # | --- | --- | --- |
-# | head only | the new 10-way head | head 0.01 |
-# | last blocks | `features[14:]` + head | + 0.001 for blocks 14-18 |
-# | all | every block + head | + 0.0003 for blocks 7-13, 0.0001 for blocks 0-6 |
+# | head only | the new 10-way head | head `BASE_LR` = 0.01 |
+# | last blocks | `features[14:]` + head | + `BASE_LR / 10` for blocks 14-18 |
+# | all | every block + head | + `BASE_LR / 30` for blocks 7-13, `BASE_LR / 100` for blocks 0-6 |
 #
 # Same budget for all three: the same training images at 96 px, the same
 # number of epochs and batches, SGD with momentum 0.9, no augmentation. The
@@ -291,7 +293,7 @@ for group in optimizer.param_groups:
 # %%
 PER_CLASS = (20 if SMALL else 100) if QUICK else None  # images per class in each split
 SIZE, BATCH, BASE_LR = 96, 32, 0.01
-EPOCHS = 2 if SMALL else 5
+EPOCHS = 2 if SMALL else 3
 CHEAP_SEEDS = (1, 2) if SMALL else (1, 2, 3)  # head only, last blocks: cached, cheap
 ALL_SEEDS = (1,) if SMALL else ((1, 2) if QUICK else (1, 2, 3))  # the whole network: costly
 DEVICE = "cpu" if QUICK else "auto"
@@ -342,6 +344,7 @@ def fine_tune(protocol: str, seed: int):
                          v2.Normalize(MEAN, STD)])
         loaders = make_loaders(splits, tf, tf, batch_size=BATCH, seed=seed)
     else:
+        # A cut inside the convolutional part caches (channels, height, width) maps.
         to_train = parts.tail
         loaders = cached_loaders(parts.prefix, splits, size=SIZE, mean=MEAN, std=STD,
                                  batch_size=BATCH, seed=seed)
@@ -369,7 +372,8 @@ for protocol, results in runs.items():
     seconds = sum(s for _, _, s in results) / len(results)
     print(f"{protocol:<12} {results[0][1]:>11,} {len(results):>5} {sum(accs) / len(accs):>15.2f}% "
           f"{', '.join(f'{a:.1f}' for a in accs):>20} {seconds:>10.1f}")
-print("s per run: training and evaluation, and the feature cache when it was built now.")
+print("s per run: training and evaluation, and the feature cache when it was built now; "
+      f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores.")
 plot_comparison(
     {name: [history.test_acc for history, _, _ in results] for name, results in runs.items()},
     chance=100 / len(CLASSES),
@@ -381,16 +385,22 @@ plot_comparison(
 # The table and figure above are this run's answer for this network, this
 # many images and this budget. Read the means against the spread of the
 # seeds: a protocol is only better if its dots sit clearly apart from the
-# other's. Also read the last column: every block that trains is one the
-# cache cannot skip, and "all" runs the whole network forwards and backwards
-# in every epoch.
+# other's.
 #
-# What to expect in general: with few images, a frozen backbone (head only)
-# is hard to beat, because every trainable layer can also fit the noise of a
-# small training set; the more data you have, and the further it is from
-# ImageNet, the more it pays to train deeper, with smaller learning rates for
-# earlier layers. Whether this run agrees is in the table above; if you have
-# the time, rerun it with more images (`PER_CLASS`) or more epochs.
+# Two forces pull in opposite directions. Every block that trains can adapt
+# ImageNet's features to CIFAR-10's small, blurry images; but every trainable
+# layer can also fit the noise of a small training set. Which one wins
+# depends on the data and the budget, which is why it is measured here rather
+# than assumed. The more data you have, and the further it is from ImageNet,
+# the more deeper fine-tuning tends to pay.
+#
+# "Same budget" here means the same epochs and images, not the same compute.
+# Read the last column: every block that trains is one the cache cannot skip,
+# and "all" runs the whole network forwards and backwards in every epoch. A
+# head on cached features could afford many more epochs in the same time
+# (lesson 5's linear probe trained for 30). If time is what you have to
+# spend, compare the protocols at equal time instead; with more time, rerun
+# this cell with more images (`PER_CLASS`) or more epochs.
 #
 # ## When to compute your own normalization statistics
 #

@@ -22,6 +22,7 @@ TRAINS = {
     "lecture-bug": "head only (the freezing bug)",
     "head": "head only (on purpose)",
     "fc": "fc6, fc7 and head",
+    "last-block": "the last block and the head",
     "all": "every layer, from random init",
 }
 
