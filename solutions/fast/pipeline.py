@@ -40,7 +40,7 @@ def train_protocol_fast(
     model is the same object, usable with ordinary image loaders afterwards.
 
     - Cacheable protocol (frozen backbone, no random augmentation) and ``cache``: the frozen
-      prefix runs once per split (see :mod:`solutions.fast.features`), and the training loop
+      prefix runs once per split (see :mod:`course.features`), and the training loop
       (``course.training.train``, unchanged) trains only the tail on the cached features.
     - Otherwise (``lecture-small``, ``scratch``, or ``cache=False``): the uint8 images are held
       on the device and resized, cropped and normalized there per batch
