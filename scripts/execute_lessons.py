@@ -191,8 +191,6 @@ def _coalesce_streams(outputs: list) -> list:
     return merged
 
 
-
-
 def main(argv: list[str] | None = None) -> int:
     """Execute the chosen lessons, write their notebooks, print the time of each."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

@@ -418,7 +418,7 @@ print(f"the lecture's has {trainable_parameters(lecture_vgg) / trainable_paramet
 # A smaller network (the counts above), initialized differently: its 84.58%
 # says how that network trains from scratch, not how torchvision's would.
 #
-# The course's reference runs (`python -m solutions run ...`, for instructors)
+# The course's reference runs (made by your instructor with the course's own tools)
 # record their results in `results/`, each with the machine, the weights and
 # the data it used. Any recorded there are listed below.
 
@@ -515,7 +515,7 @@ print(f"  so an epoch on the cache costs about {epoch_seconds / (prefix_seconds 
 # %% [markdown]
 # The share printed above is this machine's; the saving grows with the share
 # of the work that sits in the frozen part, so it is largest for big inputs
-# and a small trainable tail. The course's fast path (`solutions.fast`, for
+# and a small trainable tail. The course's fast path (in the instructors' tools, for
 # instructors) uses the same cache to rerun the lecture's 224-px protocols.
 #
 # ## Summary
