@@ -150,12 +150,36 @@ def _execution_record(probe: nbformat.NotebookNode, seconds: float) -> dict:
     }
 
 
+def portable_paths(text: str) -> str:
+    """Write this machine's folders as a reader's would read them.
+
+    The lessons print where their data and weights came from; the published notebooks should
+    say ``../shared/data/...`` and ``~/.cache/...``, not the build machine's absolute paths.
+    """
+    shared = ROOT.parent / "shared"
+    for folder, shown in (
+        (shared.resolve(), "../shared"),
+        (shared, "../shared"),
+        (ROOT, "."),
+        (Path.home(), "~"),
+    ):
+        text = text.replace(f"{folder}/", f"{shown}/")
+    return text
+
+
 def tidy(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """Stable cell ids (a refresh should not rewrite every cell) and one block per stream."""
+    """Stable cell ids, one block per stream, and no build-machine paths in text outputs."""
     for number, cell in enumerate(notebook.cells):
         cell["id"] = f"cell-{number:03d}"
         if cell.cell_type == "code":
             cell.outputs = _coalesce_streams(cell.outputs)
+            for output in cell.outputs:
+                if "text" in output:
+                    output["text"] = portable_paths("".join(output["text"]))
+                if "text/plain" in output.get("data", {}):
+                    output["data"]["text/plain"] = portable_paths(
+                        "".join(output["data"]["text/plain"])
+                    )
     # jupytext.toml holds the pairing; a format note inside the .ipynb would only repeat it.
     notebook.metadata.pop("jupytext", None)
     notebook.metadata.pop("widgets", None)

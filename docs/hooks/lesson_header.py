@@ -75,14 +75,24 @@ def run_mode(path: Path) -> RunMode:
         )
     text = output_text(notebook)
     if banner(quick=True).splitlines()[0] in text:
+        weights = _printed_weights(text)
+        if weights is None or "random" in weights.lower():
+            return RunMode(
+                "quick",
+                "Outputs from laptop mode: random weights",
+                "These outputs come from laptop (quick) mode with random weights, on a CPU; "
+                "the lesson's first output says why. Shapes and parameter counts are exact; "
+                "accuracies and plots show that the code runs, not what a pretrained model "
+                "reaches. For the lecture's figures and recorded real runs see "
+                "[Results](../results.md).",
+            )
         return RunMode(
             "quick",
-            "Outputs from quick mode: random weights",
-            "These outputs come from quick mode (`COURSE_QUICK=1`): VGG16 with random "
-            "weights, a small subset of CIFAR-10 (synthetic images where none was found; "
-            "each output says which), a CPU. Plots and accuracies show that the code runs, "
-            "not what a pretrained model reaches. "
-            "For the lecture's figures and recorded real runs see [Results](../results.md).",
+            f"Outputs from laptop mode: {weights.rstrip('.')}",
+            "These outputs were measured in laptop (quick) mode: real pretrained weights, "
+            "a subset of CIFAR-10 (the JPEG copy) and a CPU; each output names its weights, "
+            "data and machine. They show real transfer-learning effects at laptop scale, not "
+            "the lecture's VGG16 figures: for those see [Results](../results.md).",
         )
     if banner(quick=False).splitlines()[0] in text:
         return RunMode(
@@ -98,6 +108,12 @@ def run_mode(path: Path) -> RunMode:
         "These outputs do not say which mode made them (the lesson should print "
         "`course.quick.banner`). Treat every figure as unverified.",
     )
+
+
+def _printed_weights(text: str) -> str | None:
+    """The ``Weights: ...`` line that the laptop-mode banner printed, without the prefix."""
+    match = re.search(r"^Weights: (.+)$", text, re.MULTILINE)
+    return match.group(1).strip() if match else None
 
 
 def notebook_title(notebook: Mapping[str, Any], default: str) -> str:
