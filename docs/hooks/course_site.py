@@ -120,7 +120,7 @@ def run_mode(path: Path) -> RunMode:
     Every lesson prints ``course.quick.banner`` first, so the page states what
     the outputs themselves say, not what a setting claims.
     """
-    from course.quick import banner
+    from course.quick import QUICK_MARK, REAL_MARK
 
     notebook = json.loads(path.read_text(encoding="utf-8"))
     if not any(cell.get("outputs") for cell in notebook.get("cells", [])):
@@ -131,7 +131,7 @@ def run_mode(path: Path) -> RunMode:
             "and rebuild the site.",
         )
     text = _output_text(notebook)
-    if banner(quick=True).splitlines()[0] in text:
+    if QUICK_MARK in text:
         return RunMode(
             "quick",
             "Outputs from quick mode: random weights",
@@ -141,7 +141,7 @@ def run_mode(path: Path) -> RunMode:
             "not what a pretrained model reaches. "
             "For the lecture's figures and recorded real runs see [Results](../results.md).",
         )
-    if banner(quick=False).splitlines()[0] in text:
+    if REAL_MARK in text:
         return RunMode(
             "real",
             "Outputs from a real run",
