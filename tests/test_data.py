@@ -20,7 +20,7 @@ from data_fakes import (
 )
 from torch import nn
 
-import course.sources
+import course.sources.decoding
 from course import data
 from course.data import (
     CLASSES,
@@ -197,7 +197,7 @@ def test_second_load_uses_the_cache(
 ) -> None:
     archive = make_image_zip(tmp_path / "cifar.zip", PER_CLASS)
     first = load_cifar10(archive)
-    monkeypatch.setattr(course.sources, "decode_image", _fail_if_decoding)
+    monkeypatch.setattr(course.sources.decoding, "decode_image", _fail_if_decoding)
     second = load_cifar10(archive, subset=3)
     assert torch.equal(first.test.images, load_cifar10(archive).test.images)
     assert second.fingerprint != first.fingerprint  # a subset is other data

@@ -155,6 +155,20 @@ def test_file_with_a_fine_tuned_head_asks_for_num_classes(tmp_path: Path) -> Non
     assert torch.equal(loaded.fc.weight, model.fc.weight)
 
 
+def test_guessing_the_architecture_considers_only_models_of_a_fitting_size() -> None:
+    # Building every torchvision model to compare keys took 14 s; the published parameter
+    # counts (after allowing for a replaced head) leave a handful of candidates to build.
+    from course.models.architecture import candidates, guess_architecture
+
+    with torch.device("meta"):
+        state = torchvision.models.resnet18(num_classes=10).state_dict()
+    found = candidates(state)
+    assert found[0] == "resnet18"
+    assert len(found) <= 8 < len(available_models())
+    assert guess_architecture(state) == ("resnet18", 10)
+    assert guess_architecture({"my_layer.weight": torch.zeros(3, 3)}) is None
+
+
 def test_googlenet_file_without_aux_heads_loads(tmp_path: Path) -> None:
     # What a state_dict saved from an ImageNet-loaded GoogLeNet looks like: no aux1/aux2.
     source = torchvision.models.googlenet(aux_logits=False, init_weights=True)

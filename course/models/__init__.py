@@ -28,6 +28,7 @@ from course.models.imagenet import (
     imagenet_weights_file,
 )
 from course.models.loading import RANDOM_LABEL, load_model
+from course.models.mobilenet_tflite import install_tf_same_padding
 from course.models.offline_mobilenet import offline_weights_file
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "describe",
     "imagenet_classes",
     "imagenet_weights_file",
+    "install_tf_same_padding",
     "load_model",
     "offline_weights_file",
     "trainable_parameter_names",

@@ -49,7 +49,7 @@ PREPROCESSING = Preprocessing(
     label="(pixel - 128) / 128, as Google's TFLite MobileNetV2 expects",
 )
 #: Bump when the conversion changes, so that old cached state dicts are ignored.
-CONVERTER_VERSION = 1
+CONVERTER_VERSION = 2
 
 #: How to provide the file, for error messages.
 PROVIDE_FILE = (
@@ -117,6 +117,10 @@ def load_offline_mobilenet_v2(file: Path | None = None) -> nn.Module:
     Args:
         file: the TFLite file; ``None`` finds it (see the module docstring).
 
+    Returns:
+        The model, with ``weights_label``, ``preprocessing`` and ``weights_file`` (the TFLite
+        file it came from) set.
+
     Raises:
         WeightsError: file missing, not the expected file (sha256), or not convertible.
     """
@@ -135,10 +139,10 @@ def load_offline_mobilenet_v2(file: Path | None = None) -> nn.Module:
             "(its README lists the sha256), or use weights='random'",
         )
     cache = cached_state_file(sha)
-    model = _build_from_cache(cache)
+    model = _build_from_cache(cache, sha)
     if model is None:
         state = convert_tflite(file)
-        _write_cached(cache, state)
+        _write_cached(cache, state, sha)
         model = _build(state)
     model.weights_label = LABEL
     model.preprocessing = PREPROCESSING
@@ -156,11 +160,24 @@ def _build(state: dict[str, torch.Tensor]) -> nn.Module:
     return model
 
 
-def _build_from_cache(path: Path) -> nn.Module | None:
+def _digest(state: dict[str, torch.Tensor]) -> str:
+    hasher = hashlib.blake2b(digest_size=16)
+    for key, tensor in state.items():
+        hasher.update(key.encode())
+        hasher.update(tensor.contiguous().view(-1).view(torch.uint8).numpy())
+    return hasher.hexdigest()
+
+
+def _build_from_cache(path: Path, sha256: str) -> nn.Module | None:
     if not path.is_file():
         return None
     try:
-        return _build(torch.load(path, map_location="cpu", weights_only=True))
+        stored = torch.load(path, map_location="cpu", weights_only=True)
+        state = stored["state_dict"]
+        # A flipped bit or another file under this name must not slip in unnoticed.
+        if stored["source_sha256"] != sha256 or stored["digest"] != _digest(state):
+            raise ValueError("checksum mismatch")
+        return _build(state)
     except Exception as err:  # any unreadable cache is converted again, never trusted
         warnings.warn(
             f"Converted-weights cache {path} is damaged ({short_error(err)}); converting the "
@@ -172,11 +189,11 @@ def _build_from_cache(path: Path) -> nn.Module | None:
         return None
 
 
-def _write_cached(path: Path, state: dict[str, torch.Tensor]) -> None:
+def _write_cached(path: Path, state: dict[str, torch.Tensor], sha256: str) -> None:
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(state, tmp)
+        torch.save({"state_dict": state, "source_sha256": sha256, "digest": _digest(state)}, tmp)
         os.replace(tmp, path)  # atomic: a concurrent reader never sees a half-written file
     except OSError as err:
         tmp.unlink(missing_ok=True)
