@@ -468,9 +468,15 @@ def cached_loaders(
     Args:
         trunk: the frozen prefix, ``split_model(model).prefix``.
         splits: a ``course.data.CIFAR10Splits``.
-        size, mean, std, batch_size, device, dtype, normalization, root: as
-            :func:`extract_features` (``batch_size`` is also the loaders' batch size).
+        size: input side in pixels.
+        mean: per-channel mean of the normalization.
+        std: per-channel std of the normalization.
+        batch_size: images per forward pass of the build, and the loaders' batch size.
         seed: seeds the training loader's shuffle.
+        device: where the trunk runs.
+        dtype: storage dtype (see :func:`extract_features`).
+        normalization: a name for the normalization in the cache header (optional).
+        root: cache folder; ``course.paths.cache_dir() / "features"`` by default.
     """
     fingerprint = weights_fingerprint(trunk)
     loaders = {}
@@ -529,7 +535,9 @@ def estimate_batchnorm_statistics(
     Args:
         model: the network (on the CPU or its device).
         images: uint8 ``(N, 3, H, W)`` training images; a few hundred are plenty.
-        size, mean, std: the eval transform (:func:`resize_normalize`).
+        size: input side in pixels (the eval transform, :func:`resize_normalize`).
+        mean: per-channel mean of the normalization.
+        std: per-channel std of the normalization.
         batch_size: images per forward pass.
     """
     layers = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]

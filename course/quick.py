@@ -27,6 +27,10 @@ from course.paths import env_flag
 #: The environment variable that turns quick mode on.
 QUICK_ENV = "COURSE_QUICK"
 
+#: How every banner's first line starts, so a page can tell the mode from a lesson's outputs.
+QUICK_MARK = "QUICK MODE"
+REAL_MARK = "REAL MODE"
+
 
 def quick_mode(override: bool | None = None) -> bool:
     """Return whether the lessons run in quick mode.
@@ -131,7 +135,7 @@ def banner(quick: bool, weights: QuickWeights | None = None) -> str:
     if quick:
         weights = weights or quick_weights()
         lines = [
-            "QUICK MODE (laptop): a small CIFAR-10 subset on the CPU, frozen features cached.",
+            f"{QUICK_MARK} (laptop): a small CIFAR-10 subset on the CPU, frozen features cached.",
             f"Weights: {weights.label}.",
             f"Why: {weights.reason}.",
             f"Machine: {machine_label()}.",
@@ -141,7 +145,7 @@ def banner(quick: bool, weights: QuickWeights | None = None) -> str:
         lines.append(f"For the lecture's full runs set {QUICK_ENV}=0 (full data, GPU advised).")
         return "\n".join(lines)
     return (
-        "REAL MODE: ImageNet weights and the full CIFAR-10 (GPU if there is one).\n"
+        f"{REAL_MARK}: ImageNet weights and the full CIFAR-10 (GPU if there is one).\n"
         f"Machine: {machine_label()}.\n"
         f"For a few minutes on a laptop CPU, set {QUICK_ENV}=1."
     )

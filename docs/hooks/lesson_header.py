@@ -63,7 +63,7 @@ def run_mode(path: Path) -> RunMode:
     Every lesson prints ``course.quick.banner`` first, so the page states what
     the outputs themselves say, not what a setting claims.
     """
-    from course.quick import banner
+    from course.quick import QUICK_MARK, REAL_MARK
 
     notebook = read_notebook(path)
     if not any(cell.get("outputs") for cell in notebook.get("cells", [])):
@@ -74,7 +74,7 @@ def run_mode(path: Path) -> RunMode:
             "and rebuild the site.",
         )
     text = output_text(notebook)
-    if banner(quick=True).splitlines()[0] in text:
+    if QUICK_MARK in text:
         weights = _printed_weights(text)
         if weights is None or "random" in weights.lower():
             return RunMode(
@@ -94,7 +94,7 @@ def run_mode(path: Path) -> RunMode:
             "data and machine. They show real transfer-learning effects at laptop scale, not "
             "the lecture's VGG16 figures: for those see [Results](../results.md).",
         )
-    if banner(quick=False).splitlines()[0] in text:
+    if REAL_MARK in text:
         return RunMode(
             "real",
             "Outputs from a real run",
