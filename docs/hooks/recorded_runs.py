@@ -198,7 +198,7 @@ def run_section(run: RecordedRun, *, show_command: bool) -> str:
     if run.jpeg_copy:
         notes.append(
             "Data: the JPEG copy of CIFAR-10 (quality 75), whose pixels differ slightly from the "
-            "original release; accuracies can differ from published ones by about a point."
+            "original release; how much that moves accuracy has not been measured here."
         )
     if lookup(record, "interrupted"):
         notes.append("This run was interrupted before its last epoch.")
