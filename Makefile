@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint site site-instructor kit serve lessons browser clean
+.PHONY: demo test test-fast lint site site-instructor kit serve lessons browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# The edit-test loop (about a minute on 2 cores): everything but the tests marked slow
+# (notebook execution, end-to-end grading, real training) and the browser tests.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow and not browser" -q --durations=5
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
