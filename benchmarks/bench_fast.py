@@ -303,7 +303,7 @@ def memory_report(batch_sizes: list[int], data: str | None, size: int = 224) -> 
         "machine": machine(torch.device("cpu")) | {"load_average_at_end": os.getloadavg()},
         "weights": "random (memory does not depend on the weights' values)",
         "data": splits.source,
-        "what": "feature-cache build (python -m solutions run --fast), VGG16 frozen up to "
+        "what": "feature-cache build of the fast path, VGG16 frozen up to "
         "fc6's ReLU, 2 batches of images, fresh process per batch size",
         "measurements": rows,  # not "rows": the site hook reads those as naive/fast pairs
     }
