@@ -41,9 +41,7 @@ def documented_names() -> dict[str, set[str]]:
 def test_the_document_lists_modules():
     modules = documented_names()
     # The layers' main modules are documented; an empty parse would make the test vacuous.
-    assert {"course.data", "course.models", "course.training", "solutions.transfer"} <= set(
-        modules
-    )
+    assert {"course.data", "course.models", "course.training", "solutions.transfer"} <= set(modules)
 
 
 @pytest.mark.parametrize("module", sorted(documented_names()))

@@ -31,6 +31,7 @@ EXPECTED_TRAINABLE = {
 EXPECTED_MOBILENET = {"linear-probe": 12_810, "last-block": 898_890}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(PROTOCOLS))
 def test_each_protocol_trains_what_it_says(name):
     model = prepare_model(get_protocol(name), "random")
@@ -79,6 +80,7 @@ def test_unknown_protocol_lists_the_names():
         get_protocol("fine-tune-everything")
 
 
+@pytest.mark.slow
 def test_run_end_to_end_writes_valid_results(tmp_path, capsys):
     status = main(
         [
@@ -135,6 +137,7 @@ def test_missing_data_is_one_clear_error(tmp_path, capsys):
     assert "nowhere" in err and "How to fix it" in err
 
 
+@pytest.mark.slow
 def test_a_few_steps_on_real_cifar10_reduce_the_loss(shared_data):
     splits = load_cifar10(shared_data, subset=30, seed=123)
     train_tf, eval_tf = build_transforms(32, "cifar10")
@@ -184,6 +187,7 @@ def test_final_table_labels_the_lecture_and_what_each_run_trained(capsys):
     assert "8.5 min (projected)" in measured
 
 
+@pytest.mark.slow
 def test_demo_contrasts_pretrained_and_random_features_and_names_everything(
     tmp_path, capsys, monkeypatch
 ):

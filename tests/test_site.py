@@ -40,19 +40,12 @@ from urllib.parse import unquote, urlsplit
 import pytest
 import yaml
 
+# Most tests here build the site (about 10 s each build on 2 cores): not for `make test-fast`.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parent.parent
-# The exercise source: on the grader's side (autograder/exercise/), or where it used to be.
-EXERCISE = next(
-    (
-        path
-        for path in (
-            ROOT / "autograder" / "exercise" / "transfer_learning.py",
-            ROOT / "course" / "exercises" / "transfer_learning.py",
-        )
-        if path.exists()
-    ),
-    ROOT / "autograder" / "exercise" / "transfer_learning.py",
-)
+# The exercise source, on the grader's side.
+EXERCISE = ROOT / "autograder" / "exercise" / "transfer_learning.py"
 SOLUTIONS_TRANSFER = ROOT / "solutions" / "transfer.py"
 LESSONS = ROOT / "course" / "lessons"
 MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS")

@@ -28,6 +28,10 @@ from course.models import load_model, offline_weights_file
 from course.training import TrainConfig, train
 from solutions.transfer import freeze_backbone, replace_head
 
+# Extracts features of 1,500 real images twice (pretrained and random): up to a minute on 2
+# cores with a cold cache.
+pytestmark = pytest.mark.slow
+
 SIZE = 64
 PER_CLASS = 50
 EPOCHS = 30
