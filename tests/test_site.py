@@ -495,13 +495,19 @@ def _notebook(path: Path, *outputs: str) -> Path:
 
 
 def test_run_mode_reads_the_banner_from_the_outputs(tmp_path: Path) -> None:
-    from course.quick import banner
+    from course.quick import QuickWeights, banner
 
-    quick = _notebook(tmp_path / "q.ipynb", banner(quick=True), "loss 2.3")
+    random = QuickWeights("vgg16", "random", "VGG16 with random weights", "no file")
+    offline = QuickWeights("mobilenet_v2", "imagenet", "ImageNet MobileNetV2 (TFLite)", "found")
+    quick = _notebook(tmp_path / "q.ipynb", banner(quick=True, weights=random), "loss 2.3")
+    laptop = _notebook(tmp_path / "l.ipynb", banner(quick=True, weights=offline), "acc 61%")
     real = _notebook(tmp_path / "r.ipynb", banner(quick=False))
     silent = _notebook(tmp_path / "s.ipynb", "loss 2.3")
     empty = _notebook(tmp_path / "e.ipynb")
     assert lesson_header.run_mode(quick).kind == "quick"
+    assert "random weights" in lesson_header.run_mode(quick).title
+    assert lesson_header.run_mode(laptop).kind == "laptop"
+    assert lesson_header.run_mode(laptop).title.endswith("ImageNet MobileNetV2 (TFLite)")
     assert lesson_header.run_mode(real).kind == "real"
     assert lesson_header.run_mode(silent).kind == "unlabelled"
     assert lesson_header.run_mode(empty).kind == "unexecuted"

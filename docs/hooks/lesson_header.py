@@ -35,7 +35,7 @@ _GPU_WORDS = re.compile(r"\b(cuda|gpu|nvidia|h100|h200|a100|v100|t4|rtx)\b", re.
 class RunMode:
     """Which kind of run made a notebook's outputs, as the outputs themselves say."""
 
-    kind: str  # "quick" | "real" | "unexecuted" | "unlabelled"
+    kind: str  # "quick" (random weights) | "laptop" (pretrained) | "real" | "unexecuted" | ...
     title: str
     detail: str
 
@@ -87,7 +87,7 @@ def run_mode(path: Path) -> RunMode:
                 "[Results](../results.md).",
             )
         return RunMode(
-            "quick",
+            "laptop",
             f"Outputs from laptop mode: {weights.rstrip('.')}",
             "These outputs were measured in laptop (quick) mode: real pretrained weights, "
             "a subset of CIFAR-10 (the JPEG copy) and a CPU; each output names its weights, "
@@ -234,7 +234,8 @@ def header_html(
     open_links: list[tuple[str, str]],
 ) -> str:
     """The box above a lesson: run mode, prerequisites, time to run, download and open links."""
-    kind = {"quick": "warning", "real": "info"}.get(mode.kind, "failure")
+    # Random weights warn; measured pretrained outputs (laptop or real mode) inform.
+    kind = {"quick": "warning", "laptop": "info", "real": "info"}.get(mode.kind, "failure")
     detail = inline_markdown(mode.detail).replace('href="../results.md"', f'href="{results_url}"')
     cpu, gpu = time_to_run(notebook)
     needs = "; ".join(inline_markdown(item) for item in prerequisites(notebook, previous))
