@@ -19,6 +19,7 @@ from pathlib import Path
 import nbformat
 import pytest
 from nbgrader.api import Gradebook
+from notebook_edits import grade_id, with_source, without
 from test_pipeline import make_tiny_course, reference
 
 from autograder.coursedir import COURSE_ID, CourseDir
@@ -42,26 +43,8 @@ SNEAKY_SQUARE = "def square(x):\n    return abs(x) * x\n"
 def _with_cell(nb: nbformat.NotebookNode, code: str, before: str) -> nbformat.NotebookNode:
     """A copy of ``nb`` with a code cell inserted before the cell ``before`` (a grade id)."""
     out = copy.deepcopy(nb)
-    index = next(i for i, c in enumerate(out.cells) if _gid(c) == before)
+    index = next(i for i, c in enumerate(out.cells) if grade_id(c) == before)
     out.cells.insert(index, nbformat.v4.new_code_cell(code))
-    return out
-
-
-def _gid(cell: nbformat.NotebookNode) -> str | None:
-    return cell.metadata.get("nbgrader", {}).get("grade_id")
-
-
-def _replace(nb: nbformat.NotebookNode, grade_id: str, source: str) -> nbformat.NotebookNode:
-    out = copy.deepcopy(nb)
-    for cell in out.cells:
-        if _gid(cell) == grade_id:
-            cell.source = source
-    return out
-
-
-def _without(nb: nbformat.NotebookNode, grade_id: str) -> nbformat.NotebookNode:
-    out = copy.deepcopy(nb)
-    out.cells = [c for c in out.cells if _gid(c) != grade_id]
     return out
 
 
@@ -88,7 +71,7 @@ def _submissions(course: CourseDir) -> dict[str, bytes]:
     """LMS file name -> bytes, one (or more) per case."""
     good = reference(course)
     released = nbformat.read(course.release_notebook, 4)
-    wrong = _replace(good, "square-answer", WRONG_SQUARE)
+    wrong = with_source(good, "square-answer", WRONG_SQUARE)
     nb = nbformat.writes
     name = "{}_1001_2002_tiny.ipynb".format
     files = {
@@ -97,21 +80,21 @@ def _submissions(course: CourseDir) -> dict[str, bytes]:
         name("empty"): b"",
         "wrongname_1001_2002_Untitled.ipynb": nb(good).encode(),
         "missing_1001_2002_tiny.py": b"def square(x):\n    return x * x\n",
-        name("deleted"): nb(_without(good, "cube-test")).encode(),
-        name("edited"): nb(_replace(wrong, "square-test", "pass")).encode(),
+        name("deleted"): nb(without(good, "cube-test")).encode(),
+        name("edited"): nb(with_source(wrong, "square-test", "pass")).encode(),
         name("stubs"): nb(released).encode(),
         name("loop"): nb(_with_cell(good, "while True:\n    pass", "square-test")).encode(),
         name("dies"): nb(_with_cell(good, "import os\nos._exit(1)", "cube-test")).encode(),
         name("flood"): nb(_with_cell(good, "print('x' * 10_000_000)", "square-test")).encode(),
         # (The locked setup cell would be restored by nbgrader, so the import sits in an answer.)
         name("importerror"): nb(
-            _replace(
+            with_source(
                 good, "square-answer", "import a_module_that_is_not_installed\n" + WRONG_SQUARE
             )
         ).encode(),
         name("shadow"): nb(
             _with_cell(
-                _replace(good, "square-answer", SNEAKY_SQUARE),
+                with_source(good, "square-answer", SNEAKY_SQUARE),
                 "import sys, types\n"
                 "open('autograder.py', 'w').write('def fail(*a, **k):\\n    pass\\n')\n"
                 "fake = types.ModuleType('autograder.feedback')\n"
@@ -153,14 +136,14 @@ def _submissions(course: CourseDir) -> dict[str, bytes]:
         ).encode(),
         name("gradebook"): nb(
             _with_cell(
-                _replace(good, "cube-answer", "def cube(x):\n    return 0\n"),
+                with_source(good, "cube-answer", "def cube(x):\n    return 0\n"),
                 _attack_on_course(course),
                 "square-test",
             )
         ).encode(),
         # nbgrader's partial-credit rule took a test cell's first execute_result as its score.
         name("displayhook"): nb(
-            _replace(
+            with_source(
                 good,
                 "square-answer",
                 "def square(x):\n"
@@ -177,7 +160,7 @@ def _submissions(course: CourseDir) -> dict[str, bytes]:
             )
         ).encode(),
         name("noisy"): nb(
-            _replace(
+            with_source(
                 good,
                 "square-answer",
                 "import sys, warnings\n"
@@ -268,7 +251,7 @@ def test_deleted_test_cell_is_restored_and_graded(graded) -> None:
     assert r.status == "graded" and r.score == 3
     assert "cube-test was deleted; restored and graded" in r.reason
     cells = nbformat.read(course.autograded("deleted"), 4).cells
-    assert any(_gid(c) == "cube-test" for c in cells)
+    assert any(grade_id(c) == "cube-test" for c in cells)
 
 
 def test_edited_test_cell_is_replaced_by_the_original(graded) -> None:

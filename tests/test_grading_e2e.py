@@ -18,6 +18,7 @@ from pathlib import Path
 import nbformat
 import pytest
 from nbgrader.api import Gradebook
+from notebook_edits import grade_id, with_source, without
 
 from autograder.__main__ import main
 from autograder.coursedir import COURSE_ID, CourseDir
@@ -103,21 +104,9 @@ def channel_stats(loader):
 """
 
 
-def _gid(cell: nbformat.NotebookNode) -> str | None:
-    return cell.metadata.get("nbgrader", {}).get("grade_id")
-
-
-def _answer(nb: nbformat.NotebookNode, grade_id: str, source: str) -> nbformat.NotebookNode:
-    out = copy.deepcopy(nb)
-    for cell in out.cells:
-        if _gid(cell) == grade_id:
-            cell.source = source
-    return out
-
-
 def _after_setup(nb: nbformat.NotebookNode, source: str) -> nbformat.NotebookNode:
     out = copy.deepcopy(nb)
-    index = next(i for i, c in enumerate(out.cells) if _gid(c) == "setup") + 1
+    index = next(i for i, c in enumerate(out.cells) if grade_id(c) == "setup") + 1
     out.cells.insert(index, nbformat.v4.new_code_cell(source))
     return out
 
@@ -131,22 +120,21 @@ def graded(tmp_path_factory: pytest.TempPathFactory) -> tuple[CourseDir, dict[st
     assert main([*base, "release"]) == 0
     released = nbformat.read(course.release_notebook, 4)
     ref = fill_from_source(released, nbformat.read(course.source_notebook, 4))
-    deleted = copy.deepcopy(ref)
-    deleted.cells = [c for c in deleted.cells if _gid(c) not in ("task5-answer", "task5-test")]
+    deleted = without(ref, "task5-answer", "task5-test")
     submissions = {
         "reference": ref,
-        "lecture": _answer(ref, "task2-answer", LECTURE_FREEZING),
+        "lecture": with_source(ref, "task2-answer", LECTURE_FREEZING),
         "stubs": released,
-        "noisy": _answer(ref, "task7-answer", NOISY_TRAINING),
+        "noisy": with_source(ref, "task7-answer", NOISY_TRAINING),
         "deleted": deleted,
-        "freezinghead": _answer(ref, "task3-answer", FREEZING_HEAD),
-        "copier": _answer(ref, "task3-answer", "from solutions.transfer import replace_head"),
+        "freezinghead": with_source(ref, "task3-answer", FREEZING_HEAD),
+        "copier": with_source(ref, "task3-answer", "from solutions.transfer import replace_head"),
         "spy": _after_setup(
             ref,
             "import inspect\nimport autograder.checks.inputs as m\nprint(inspect.getsource(m))",
         ),
-        "patcher": _answer(_after_setup(ref, PATCHED_TORCH), "task6-answer", WRONG_STATS),
-        "displayhook": _answer(
+        "patcher": with_source(_after_setup(ref, PATCHED_TORCH), "task6-answer", WRONG_STATS),
+        "displayhook": with_source(
             ref,
             "task1-answer",
             'def load_vgg16(weights="random"):\n'
@@ -171,9 +159,9 @@ def _sandboxed() -> None:
         pytest.skip("bubblewrap cannot run here: the kernel is not sandboxed")
 
 
-def _points(course: CourseDir, grade_id: str) -> float:
+def _points(course: CourseDir, cell_id: str) -> float:
     with Gradebook(course.db_url, COURSE_ID) as gb:
-        return float(gb.find_graded_cell(grade_id, course.notebook, course.assignment).max_score)
+        return float(gb.find_graded_cell(cell_id, course.notebook, course.assignment).max_score)
 
 
 def test_reference_gets_every_autograded_point(graded) -> None:
