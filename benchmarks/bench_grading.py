@@ -2,7 +2,7 @@
 
     python benchmarks/bench_grading.py [--submissions 4] [--workers 1 2]
 
-Releases ``course/exercises/transfer_learning.py`` into a temporary course directory, submits
+Releases ``autograder/exercise/transfer_learning.py`` into a temporary course directory, submits
 the reference solutions ``--submissions`` times, and autogrades the batch once per worker
 count. Prints seconds per submission (median over the batch, each measured from the start of
 its grading process to its result) and the wall-clock time of each batch, and writes the same

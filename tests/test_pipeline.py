@@ -30,7 +30,7 @@ from autograder.release import fill_from_source, find_leaks, release, secret_lin
 from autograder.report import export_csv, summary_table
 from autograder.scoring import Check
 
-#: A two-task exercise in the same format as course/exercises/transfer_learning.py: an answer
+#: A two-task exercise in the same format as autograder/exercise/transfer_learning.py: an answer
 #: cell, a test cell with hidden tests, and a written answer graded by hand.
 _TINY_TEMPLATE = '''\
 # ---
