@@ -44,6 +44,7 @@ import copy
 import dataclasses
 import datetime as dt
 import functools
+import gc
 import json
 import os
 import platform
@@ -305,6 +306,7 @@ class Check:
         }
         self.stamp = f"{stamp:%Y%m%d-%H%M}"
         self.out_path: Path | None = None
+        self.items: list[dict[str, Any]] = []  # the running stage's finished items
 
     # time
     def elapsed(self) -> float:
@@ -700,7 +702,7 @@ def project_fast(measured: dict[str, Any], n: dict[str, int], cached: bool) -> d
 
 def stage_fast_path(check: Check, compile: bool = False) -> dict[str, Any]:
     """``measure_fast`` for each protocol; an item that does not fit is skipped alone."""
-    items = []
+    items = check.items
     for name in FAST_PROTOCOLS:
         items.append(_item(name, lambda name=name: measure_fast(check, name, compile)))
     return {"items": items}
@@ -720,6 +722,10 @@ def _item(name: str, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     except Exception as err:  # a broken item must not lose the others' figures
         traceback.print_exc()
         return {"protocol": name, "status": "failed", "error": f"{type(err).__name__}: {err}"}
+    finally:
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()  # the next item's peak memory is its own
 
 
 def measure_naive(check: Check, name: str) -> dict[str, Any]:
@@ -811,7 +817,7 @@ def stage_naive_path(check: Check) -> dict[str, Any]:
         for item in check.report["stages"]["fast_path"].get("items", [])
         if item.get("status") == "ok"
     }
-    items = []
+    items = check.items
     for name in FAST_PROTOCOLS:
         item = _item(name, lambda name=name: measure_naive(check, name))
         if item.get("status") == "ok" and name in fast:
@@ -976,6 +982,7 @@ def run_stage(check: Check, name: str) -> None:
         if use_alarm:
             previous = signal.signal(signal.SIGALRM, _alarm)
             signal.setitimer(signal.ITIMER_REAL, max(0.5, check.remaining()))
+        check.items = []
         try:
             record = STAGE_FUNCTIONS[name](check)
             record.setdefault("status", "ok")
@@ -983,10 +990,16 @@ def run_stage(check: Check, name: str) -> None:
             if items and all(item.get("status") == "skipped" for item in items):
                 record["status"] = "skipped"
                 record["reason"] = items[0].get("reason", "every item was skipped")
+            failed = [i for i in items or [] if i.get("status") == "failed"]
+            if failed:
+                record["status"] = "failed"
+                record["error"] = "; ".join(f"{i['protocol']}: {i['error']}" for i in failed)
         except Skip as why:
             record = {"status": "skipped", "reason": str(why)}
         except BudgetExhausted as err:
             record = {"status": "stopped", "reason": f"{err} while this stage ran"}
+            if check.items:  # what finished before the stop is kept
+                record["items"] = list(check.items)
         except Exception as err:
             traceback.print_exc()
             record = {"status": "failed", "error": f"{type(err).__name__}: {err}"}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -371,3 +372,34 @@ def test_benchmarks_readme_holds_the_device_call_and_it_fits() -> None:
     assert "benchmarks/gpu_check.sh" in command and len(command) <= 2000
     assert '"carry": [".gpu-inputs"]' in text
     assert "--prepare-inputs .gpu-inputs" in text
+
+
+def test_a_stopped_stage_keeps_its_finished_items_and_a_failed_item_fails_its_stage(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    check = gpu_check.Check(gpu_check.parse_args(["--dry-run", "--out", str(tmp_path)]))
+    check.full_splits = object()  # the stages below never look at it
+
+    def stopped(check: Any) -> dict[str, Any]:
+        check.items.append({"protocol": "lecture-large", "status": "ok", "measured": {}})
+        raise gpu_check.BudgetExhausted("the time budget ran out")
+
+    def broken(check: Any) -> dict[str, Any]:
+        def fail() -> dict[str, Any]:
+            raise RuntimeError("CUDA out of memory")
+
+        check.items.append(gpu_check._item("scratch", fail))
+        return {"items": check.items}
+
+    monkeypatch.setitem(gpu_check.STAGE_FUNCTIONS, "fast_path", stopped)
+    monkeypatch.setitem(gpu_check.STAGE_FUNCTIONS, "naive_path", broken)
+    try:
+        gpu_check.run_stage(check, "fast_path")
+        gpu_check.run_stage(check, "naive_path")
+    finally:
+        shutil.rmtree(check.work, ignore_errors=True)
+    stages = json.loads(check.out_path.read_text())["stages"]
+    assert stages["fast_path"]["status"] == "stopped"
+    assert stages["fast_path"]["items"][0]["protocol"] == "lecture-large"
+    assert stages["naive_path"]["status"] == "failed"
+    assert "scratch: RuntimeError: CUDA out of memory" in stages["naive_path"]["error"]
