@@ -1134,6 +1134,98 @@ def print_table(report: dict[str, Any]) -> None:
     print("=" * 100, flush=True)
 
 
+def _stage_of(report: dict[str, Any], name: str) -> dict[str, Any]:
+    stage = report.get("stages", {}).get(name, {})
+    return stage if isinstance(stage, dict) else {}
+
+
+def summary_markdown(path: Path) -> str:
+    """The README's "Speed on a GPU" paragraph, written from one GPU record (``--summarize``).
+
+    Every figure is copied from the record and labelled measured or projected; the file is
+    named, so the README's test can check that the paragraph quotes the newest record.
+    """
+    report = json.loads(Path(path).read_text())
+    if report.get("dry_run") is not False or not str(report.get("device", "")).startswith("cuda"):
+        raise SystemExit(f"{path} is no GPU record (dry run, or no CUDA device): nothing to quote")
+    env = _stage_of(report, "environment").get("info", {})
+    try:
+        shown = Path(path).resolve().relative_to(ROOT)
+    except ValueError:
+        shown = Path(path)
+    lines = [
+        f"**Speed on a GPU** (`{shown}`: {report.get('gpu')}, torch {env.get('torch')}, CUDA "
+        f"{env.get('cuda')}, {str(report.get('started', ''))[:10]}; random weights for the "
+        "timings; targets for 50 epochs at full scale, cache build included):",
+        "",
+    ]
+    runs: dict[str, dict[bool, dict[str, Any]]] = {}
+    for stage_name in ("fast_path", "fast_path_compile"):
+        for item in _stage_of(report, stage_name).get("items", []):
+            if item.get("status") == "ok":
+                runs.setdefault(item["protocol"], {})[bool(item.get("compile"))] = item
+    naive = {
+        i["protocol"]: i
+        for i in _stage_of(report, "naive_path").get("items", [])
+        if i.get("status") == "ok"
+    }
+    for name in FAST_PROTOCOLS:
+        variants = runs.get(name, {})
+        if not variants:
+            reason = "not measured in that run"
+            lines.append(f"- `{name}`: {reason}.")
+            continue
+        parts = []
+        for compiled, item in sorted(variants.items()):
+            m, p = item["measured"], item["projected"]
+            build = m.get("cache_build_seconds")
+            parts.append(
+                f"{'with' if compiled else 'without'} `torch.compile` "
+                f"{_s(p['total_50_epochs_seconds'])} projected (epoch "
+                f"{_s(m['epoch_seconds_after_warmup'])} measured"
+                + (f", cache build {_s(build)} measured" if build else "")
+                + ")"
+            )
+        target = _s(TARGET_SECONDS[name])
+        lecture = next(iter(variants.values())).get("lecture_minutes")
+        ratio = naive.get(name, {}).get("projected", {}).get("epoch_ratio_naive_over_fast")
+        lines.append(
+            f"- `{name}`: {'; '.join(parts)}; target <= {target}, the lecture {lecture} min"
+            + (f"; naive / fast epoch {ratio:,.0f}x" if ratio else "")
+            + "."
+        )
+    full = _stage_of(report, "full_run")
+    if full.get("status") == "ok":
+        m = full["measured"]
+        lines.append(
+            f"- `lecture-large` end to end through `run_protocol`, {m['epochs']} epochs: "
+            f"{_s(m['run_seconds'])} measured (target <= 60 s)."
+        )
+    for stage_name in ("mobilenet", "mobilenet_last_block"):
+        stage = _stage_of(report, stage_name)
+        if stage.get("status") == "ok":
+            m = stage["measured"]
+            data = stage.get("info", {}).get("data") or {}
+            lines.append(
+                f"- Offline ImageNet MobileNetV2, `{stage['protocol']}`, {m['epochs']} epochs on "
+                f"{data.get('train', '?'):,} training images of the course's JPEG CIFAR-10: "
+                f"test accuracy {m['test_acc']:.2f}% measured."
+                if isinstance(data.get("train"), int)
+                else f"- Offline ImageNet MobileNetV2, `{stage['protocol']}`: test accuracy "
+                f"{m['test_acc']:.2f}% measured."
+            )
+    tests = _stage_of(report, "cuda_tests").get("measured")
+    if tests:
+        lines.append(
+            f"- CUDA tests: {tests.get('passed', 0)} passed, {tests.get('failed', 0)} failed, "
+            f"{tests.get('skipped', 0)} skipped."
+        )
+    missing = [n for n, st in report.get("stages", {}).items() if st.get("status") != "ok"]
+    if missing:
+        lines.append(f"- Not measured in that run: {', '.join(missing)} (the JSON says why).")
+    return "\n".join(lines) + "\n"
+
+
 # --- carried inputs ----------------------------------------------------------------------------
 
 
@@ -1248,6 +1340,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--prepare-inputs", type=Path, default=None, metavar="DIR")
     parser.add_argument("--inputs-from", type=Path, default=None, help="default ../shared/data")
     parser.add_argument("--train-per-class", type=int, default=3000)
+    parser.add_argument(
+        "--summarize", type=Path, default=None, metavar="JSON", help="print the README paragraph"
+    )
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     if args.budget is None:
@@ -1258,6 +1353,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Run the check (or prepare its inputs); return the exit status."""
     args = parse_args(argv)
+    if args.summarize is not None:
+        print(summary_markdown(args.summarize))
+        return 0
     if args.prepare_inputs is not None:
         from course import paths
 

@@ -403,3 +403,32 @@ def test_a_stopped_stage_keeps_its_finished_items_and_a_failed_item_fails_its_st
     assert stages["fast_path"]["items"][0]["protocol"] == "lecture-large"
     assert stages["naive_path"]["status"] == "failed"
     assert "scratch: RuntimeError: CUDA out of memory" in stages["naive_path"]["error"]
+
+
+def test_summarize_writes_the_readme_paragraph_from_a_gpu_record_only(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    record = _gpu_record()
+    record["stages"]["full_run"] = {
+        "status": "ok",
+        "measured": {"epochs": 50, "run_seconds": 42.0},
+    }
+    path = tmp_path / "gpu-nvidia-h100-20261208-1000.json"
+    path.write_text(json.dumps(record))
+    assert gpu_check.main(["--summarize", str(path)]) == 0
+    text = capsys.readouterr().out
+    for expected in (
+        "gpu-nvidia-h100-20261208-1000.json",
+        "NVIDIA H100 80GB HBM3",
+        "`lecture-large`: without `torch.compile` 31.0 s projected (epoch 0.4 s measured, "
+        "cache build 9.5 s measured); target <= 60.0 s, the lecture",
+        "naive / fast epoch 250x",
+        "`lecture-small`: not measured in that run.",
+        "50 epochs: 42.0 s measured",
+        "Not measured in that run: mobilenet",
+    ):
+        assert expected in text, expected
+    dry = tmp_path / "gpu-cpu-dry-run.json"
+    dry.write_text(json.dumps(_gpu_record(dry_run=True, device="cpu")))
+    with pytest.raises(SystemExit, match="no GPU record"):
+        gpu_check.main(["--summarize", str(dry)])
