@@ -19,6 +19,9 @@ In one call it
 7. writes ``benchmarks/results/gpu-<device>-<date>.json`` after every stage and prints a
    table last.
 
+The stages run in the order of :data:`STAGES`, the most wanted first (the compiled fast path
+and the MobileNetV2 fine-tuning last), so a short budget loses the least.
+
 Every figure is labelled: ``measured`` holds what this run timed or counted; ``projected``
 holds what follows from those by arithmetic (50 epochs, full scale). A global time budget
 (``--budget``, default 450 s) is checked before each stage and item: what would not fit is
