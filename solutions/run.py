@@ -14,6 +14,7 @@ The names other code imports from here (``RunOptions``, ``prepare_model``, ``pri
 from __future__ import annotations
 
 import datetime as dt
+import json
 import platform
 import sys
 import time
@@ -230,7 +231,9 @@ def build_record(
         finished=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         command=" ".join(sys.argv),
         lecture_reported=(
-            asdict(protocol.lecture) if protocol.lecture and lecture_network(plan.network) else None
+            json.loads(json.dumps(asdict(protocol.lecture)))  # tuples as JSON reads them back
+            if protocol.lecture and lecture_network(plan.network)
+            else None
         ),
         path=path,
         output_dir=plan.run_dir,
