@@ -4,7 +4,8 @@ A ``sys.setprofile`` tracer records every Python call made while ``run_demo`` ru
 the calls that code in ``solutions`` makes into this project's ``course`` or ``solutions``
 modules (the run path's own steps; what ``course`` does inside, e.g. decoding each image, is
 left out). Consecutive calls into one module are one *stop*; a module entered again after the
-walk left it is a *re-entry*. The demo runs on a small subset (the call path does not depend on its size)::
+walk left it is a *re-entry*. The demo runs on a small subset (the call path does not depend
+on its size)::
 
     python scripts/walk_demo.py [--subset 10] [--epochs 1]
 
@@ -88,7 +89,11 @@ def main() -> None:
         print(f"{i:3d}. {module}:{function}{'   (re-entry)' if again else ''}")
     print(
         f"stops: {len(stops)}; modules: {len(seen)}; re-entries: {sum(reentries.values())}"
-        + (f" ({', '.join(f'{m} x{n}' for m, n in sorted(reentries.items()))})" if reentries else "")
+        + (
+            f" ({', '.join(f'{m} x{n}' for m, n in sorted(reentries.items()))})"
+            if reentries
+            else ""
+        )
     )
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from course.errors import CourseError
+from solutions.protocols import CROP_PAD
 
 SCHEMA_VERSION = 2
 #: The version unversioned files are read as by :func:`migrate_v1`.
@@ -42,7 +43,7 @@ TRAINS = {
 def input_description(size: int, augment: bool) -> str:
     """How a run feeds CIFAR-10's 32-px images to the network."""
     if augment:
-        return f"Resize {size + 6}, RandomCrop {size} (test: CenterCrop {size})"
+        return f"Resize {size + CROP_PAD}, RandomCrop {size} (test: CenterCrop {size})"
     return f"Resize {size}, no augmentation"
 
 

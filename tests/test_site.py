@@ -516,7 +516,6 @@ def test_run_mode_reads_the_banner_from_the_outputs(tmp_path: Path) -> None:
 def _recorded_run(root: Path, name: str, **changes: object) -> Path:
     """A run folder shaped like the ones ``python -m solutions run`` writes."""
     from PIL import Image
-
     from run_records import record_dict  # a complete record of RunRecord's schema
 
     record = record_dict(**changes)

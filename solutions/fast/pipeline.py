@@ -11,13 +11,12 @@ import torch.distributed as dist
 from torch import nn
 
 from course.data import CIFAR10Splits
-from course.features import SplitModel, cached_features, split_model, weights_fingerprint
+from course.feature_cache import SPLITS, cache_splits
+from course.model_split import SplitModel, split_model
 from course.training import History, TrainConfig, pick_device, train
 from solutions.fast.gpu_data import BatchTransform, TensorLoader
 from solutions.protocols import LECTURE_BATCH_SIZE, Protocol, normalization_for
 from solutions.transfer import make_optimizer
-
-SPLITS = ("train", "valid", "test")
 
 
 def train_protocol_fast(
@@ -173,27 +172,21 @@ def feature_loaders(
     batch_size = config.batch_size or LECTURE_BATCH_SIZE
     eval_batch_size = eval_batch_size or batch_size
     norm_name, mean, std = norm or normalization_for(protocol, model)
-    fingerprint = weights_fingerprint(parts.prefix)
+    caches = cache_splits(
+        parts.prefix,
+        splits,
+        size=size,
+        normalization=norm_name,
+        mean=mean,
+        std=std,
+        dtype=cache_dtype,
+        device=device,
+        batch_size=batch_size,
+        bf16_autocast=config.bf16,
+        guard=_rank_zero_first,
+    )
     loaders = {}
-    for name in SPLITS:
-        split = getattr(splits, name)
-        with _rank_zero_first():
-            cached = cached_features(
-                parts.prefix,
-                split.images,
-                split.labels,
-                split=name,
-                size=size,
-                normalization=norm_name,
-                mean=mean,
-                std=std,
-                data_fingerprint=splits.fingerprint,
-                dtype=cache_dtype,
-                device=device,
-                batch_size=batch_size,
-                bf16_autocast=config.bf16,
-                prefix_fingerprint=fingerprint,
-            )
+    for name, cached in caches.items():
         features = cached.features
         if device.type == "cuda":
             # 45,000 x 25,088 bf16 is 2.3 GB: it fits on the GPU, so no copy per step.
