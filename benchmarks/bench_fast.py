@@ -14,9 +14,8 @@ random (throughput does not depend on them). Figures for 50 epochs at full scale
     python benchmarks/bench_fast.py --gpu      # one GPU: full splits (see benchmarks/README.md)
     python benchmarks/bench_fast.py --memory 8 32 64   # peak RSS of the cache build by batch
 
-``--memory``: the feature-cache build of ``python -m solutions run --fast`` (VGG16's frozen
-prefix at 224 px, random weights) in a fresh process per batch size, over 2 batches of real
-images; prints and records the peak resident memory, which follows ``--batch-size``.
+``--memory``: the feature-cache build's peak memory by batch size, measured by
+``benchmarks/bench_fast_memory.py`` (see there).
 """
 
 from __future__ import annotations
@@ -26,7 +25,6 @@ import concurrent.futures as futures
 import datetime as dt
 import json
 import multiprocessing
-import os
 import platform
 import resource
 import sys
@@ -37,6 +35,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from bench_fast_steps import eval_steps, timed, train_steps
+from bench_fast_table import print_table
 
 PROTOCOL_ORDER = ("lecture-large", "lecture-small", "corrected", "scratch", "linear-probe")
 FULL = {"train": 45_000, "valid": 5_000, "test": 10_000}  # the lecture's split sizes
@@ -61,56 +61,11 @@ class Job:
     compile: bool = False
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _autocast(device: torch.device):
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
-
-
-def _train_steps(net, optimizer, batches, device) -> int:
-    """The training step of course.training.train, without its bookkeeping; returns images."""
-    loss_fn = torch.nn.CrossEntropyLoss()
-    seen = 0
-    net.train()
-    for inputs, labels in batches:
-        inputs = inputs.to(device, non_blocking=True)
-        labels = labels.to(device, non_blocking=True)
-        with _autocast(device):
-            loss = loss_fn(net(inputs).float(), labels)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        seen += len(labels)
-    return seen
-
-
-def _eval_steps(net, batches, device) -> int:
-    seen = 0
-    net.eval()
-    with torch.inference_mode():
-        for inputs, labels in batches:
-            with _autocast(device):
-                net(inputs.to(device, non_blocking=True)).argmax(1)
-            seen += len(labels)
-    return seen
-
-
-def _timed(fn, device: torch.device) -> tuple[Any, float]:
-    _sync(device)
-    start = time.perf_counter()
-    out = fn()
-    _sync(device)
-    return out, time.perf_counter() - start
-
-
 def measure(job: Job) -> dict[str, Any]:
     """Run one job in this process and return its rates (images per second) and peak memory."""
     from course.data import ImageSplit
     from solutions.protocols import get_protocol
-    from solutions.run import prepare_model
+    from solutions.run_setup import prepare_model
     from solutions.transfer import make_optimizer
 
     device = torch.device(job.device)
@@ -144,9 +99,9 @@ def _naive(job: Job, protocol, model, optimizer, split) -> dict[str, Any]:
     )
     valid = DataLoader(TransformedImages(split, eval_tf), batch_size=job.eval_batch_size, **common)
     # Warm-up: one batch, so one-time costs (allocator, kernels, workers) are not counted.
-    _train_steps(model, optimizer, [next(iter(train))], device)
-    seen, seconds = _timed(lambda: _train_steps(model, optimizer, train, device), device)
-    seen_eval, seconds_eval = _timed(lambda: _eval_steps(model, valid, device), device)
+    train_steps(model, optimizer, [next(iter(train))], device)
+    seen, seconds = timed(lambda: train_steps(model, optimizer, train, device), device)
+    seen_eval, seconds_eval = timed(lambda: eval_steps(model, valid, device), device)
     return {
         "train_ips": seen / seconds,
         "eval_ips": seen_eval / seconds_eval,
@@ -182,9 +137,9 @@ def _fast(job: Job, protocol, model, optimizer, split) -> dict[str, Any]:
             size = job.batch_size if train else job.eval_batch_size
             return TensorLoader(images, split.labels, batch_size=size, shuffle=train, transform=tf)
 
-        _train_steps(net, optimizer, [next(iter(loader(True)))], device)
-        seen, seconds = _timed(lambda: _train_steps(net, optimizer, loader(True), device), device)
-        seen_eval, seconds_eval = _timed(lambda: _eval_steps(net, loader(False), device), device)
+        train_steps(net, optimizer, [next(iter(loader(True)))], device)
+        seen, seconds = timed(lambda: train_steps(net, optimizer, loader(True), device), device)
+        seen_eval, seconds_eval = timed(lambda: eval_steps(net, loader(False), device), device)
         return {
             "train_ips": seen / seconds,
             "eval_ips": seen_eval / seconds_eval,
@@ -193,7 +148,7 @@ def _fast(job: Job, protocol, model, optimizer, split) -> dict[str, Any]:
         }
 
     with tempfile.TemporaryDirectory() as root:
-        cache, build_seconds = _timed(
+        cache, build_seconds = timed(
             lambda: cached_features(
                 parts.prefix,
                 split.images,
@@ -222,14 +177,14 @@ def _fast(job: Job, protocol, model, optimizer, split) -> dict[str, Any]:
             features, labels, batch_size=job.tail_batch_size, shuffle=True, device=device
         )
         valid = TensorLoader(features, labels, batch_size=4 * job.tail_batch_size, device=device)
-        _train_steps(tail, optimizer, [next(iter(train))], device)
+        train_steps(tail, optimizer, [next(iter(train))], device)
         seen, seconds, epochs = 0, 0.0, 0
         while epochs < 2 or seconds < job.min_seconds:  # tiny epochs: repeat for a stable rate
-            n, s = _timed(lambda: _train_steps(tail, optimizer, train, device), device)
+            n, s = timed(lambda: train_steps(tail, optimizer, train, device), device)
             seen, seconds, epochs = seen + n, seconds + s, epochs + 1
         seen_eval, seconds_eval = 0, 0.0
         while seen_eval < seen // 4 or seconds_eval < job.min_seconds / 4:
-            n, s = _timed(lambda: _eval_steps(tail, valid, device), device)
+            n, s = timed(lambda: eval_steps(tail, valid, device), device)
             seen_eval, seconds_eval = seen_eval + n, seconds_eval + s
         return {
             "train_ips": seen / seconds,
@@ -241,72 +196,6 @@ def _fast(job: Job, protocol, model, optimizer, split) -> dict[str, Any]:
             "cache": {"cut": parts.cut, "dim": int(cache.features.shape[1]), "dtype": "bfloat16"},
             "what": f"frozen prefix cached once (up to {parts.cut}), tail trained on the cache",
         }
-
-
-def measure_cache_memory(batch_size: int, size: int, images: torch.Tensor) -> dict[str, Any]:
-    """Peak RSS of one cache build at ``batch_size`` (run in a fresh process)."""
-    from course.features import cached_features, split_model
-    from solutions.protocols import get_protocol
-    from solutions.run import prepare_model
-
-    torch.manual_seed(123)
-    model = prepare_model(get_protocol("linear-probe"), "random")
-    parts = split_model(model)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    with tempfile.TemporaryDirectory() as root:
-        start = time.perf_counter()
-        cached_features(
-            parts.prefix,
-            images,
-            torch.zeros(len(images), dtype=torch.long),
-            split="train",
-            size=size,
-            normalization="imagenet",
-            mean=(0.485, 0.456, 0.406),
-            std=(0.229, 0.224, 0.225),
-            data_fingerprint="memory-benchmark",
-            root=Path(root),
-            batch_size=batch_size,
-        )
-        seconds = time.perf_counter() - start
-    return {
-        "batch_size": batch_size,
-        "size": size,
-        "images": len(images),
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "rss_before_build_mb": before,
-        "build_ips": len(images) / seconds,
-    }
-
-
-def memory_report(batch_sizes: list[int], data: str | None, size: int = 224) -> dict[str, Any]:
-    """The cache build's peak RSS for each batch size, each in a fresh process."""
-    from course.data import load_cifar10
-
-    splits = load_cifar10(data, subset=max(batch_sizes) * 2 // 10 + 1)
-    context = multiprocessing.get_context("spawn")
-    rows = []
-    for batch in batch_sizes:
-        images = splits.train.images[: 2 * batch].clone()
-        with futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
-            rows.append(pool.submit(measure_cache_memory, batch, size, images).result())
-        row = rows[-1]
-        print(
-            f"  cache build, VGG16 prefix at {size} px, batch {batch:>4}: peak RSS "
-            f"{row['peak_rss_mb']:7.0f} MB ({row['rss_before_build_mb']:.0f} MB before the "
-            f"build), {row['build_ips']:.1f} img/s",
-            flush=True,
-        )
-    return {
-        "benchmark": "benchmarks/bench_fast.py --memory",
-        "when": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "machine": machine(torch.device("cpu")) | {"load_average_at_end": os.getloadavg()},
-        "weights": "random (memory does not depend on the weights' values)",
-        "data": splits.source,
-        "what": "feature-cache build of the fast path, VGG16 frozen up to "
-        "fc6's ReLU, 2 batches of images, fresh process per batch size",
-        "measurements": rows,  # not "rows": the site hook reads those as naive/fast pairs
-    }
 
 
 def project(rates: dict[str, Any]) -> dict[str, float]:
@@ -323,23 +212,16 @@ def project(rates: dict[str, Any]) -> dict[str, float]:
 
 
 def machine(device: torch.device) -> dict[str, Any]:
-    """Name the machine the figures come from."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    """Name the machine the figures come from (``course.machine``, plus torch's settings)."""
+    from course.machine import cpu_cores, load_average_values, machine_record
+
     info = {
-        "cpu": cpu,
-        "cpu_cores": os.cpu_count(),
+        **machine_record(),
+        "cpu_cores": cpu_cores(),
         "torch_threads": torch.get_num_threads(),
-        "platform": platform.platform(),
         "python": platform.python_version(),
         "torch": torch.__version__,
-        "load_average_at_start": os.getloadavg(),
+        "load_average_at_start": load_average_values(),
     }
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
@@ -417,10 +299,13 @@ def run_job(job: Job) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Measure every protocol on both paths, print the table, write the JSON; return it."""
+    from course.machine import cpu_cores, load_average_values
     from solutions.protocols import get_protocol
 
     args = parse_args(argv)
     if args.memory:
+        from bench_fast_memory import memory_report
+
         report = memory_report(args.memory, args.data)
         out = args.out or Path(__file__).parent / "results" / (
             f"memory-{dt.datetime.now(dt.timezone.utc):%Y%m%d-%H%M%S}.json"
@@ -464,12 +349,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         row["speedup_epoch"] = row["naive"]["epoch_seconds"] / row["fast"]["epoch_seconds"]
         row["speedup_50_epochs"] = row["naive"]["total_seconds"] / row["fast"]["total_seconds"]
         rows.append(row)
-    info["load_average_at_end"] = os.getloadavg()
-    busiest = max(*info["load_average_at_start"], *info["load_average_at_end"])
-    if busiest > (os.cpu_count() or 1):
+    info["load_average_at_end"] = load_average_values()
+    busiest = max(*(info["load_average_at_start"] or ()), *(info["load_average_at_end"] or ()), 0)
+    if busiest > cpu_cores():
         info["note"] = (
             f"other processes were sharing the CPU (load average up to {busiest:.1f} on "
-            f"{os.cpu_count()} cores): rates are lower and noisier than on an idle machine"
+            f"{cpu_cores()} cores): rates are lower and noisier than on an idle machine"
         )
     report = {
         "benchmark": "benchmarks/bench_fast.py",
@@ -496,45 +381,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     out.write_text(json.dumps(report, indent=2))
     print(f"written: {out}")
     return report
-
-
-def _minutes(seconds: float) -> str:
-    return f"{seconds / 60:8.1f} min" if seconds >= 60 else f"{seconds:8.1f} s  "
-
-
-def print_table(report: dict[str, Any]) -> None:
-    """The measured rates and the projected 50-epoch times, one line per protocol and path."""
-    mem = "peak GPU MB" if report["device"].startswith("cuda") else "peak RSS MB"
-    head = (
-        f"{'protocol':<14} {'path':<6} {'px':>4} {'train img/s':>12} {'eval img/s':>11} "
-        f"{'cache img/s':>12} {'50 ep (proj.)':>14} {mem:>12} {'epoch x':>8}"
-    )
-    print()
-    print(
-        f"device: {report['device']}  machine: {report['machine']['cpu']}"
-        + (f", {report['machine']['gpu']}" if "gpu" in report["machine"] else "")
-        + f"  torch {report['machine']['torch']}"
-    )
-    print(f"weights: {report['weights']}\ndata: {report['data']}")
-    if "note" in report["machine"]:
-        print(f"note: {report['machine']['note']}")
-    print(head)
-    print("-" * len(head))
-    for row in report["rows"]:
-        for path in ("naive", "fast"):
-            r = row[path]
-            build = f"{r['build_ips']:12.1f}" if "build_ips" in r else f"{'-':>12}"
-            peak = r.get("peak_gpu_mb", r["peak_rss_mb"])
-            speed = f"{row['speedup_epoch']:7.1f}x" if path == "fast" else f"{'':>8}"
-            print(
-                f"{row['protocol']:<14} {path:<6} {row['size']:>4} {r['train_ips']:12.1f} "
-                f"{r['eval_ips']:11.1f} {build} {_minutes(r['total_seconds']):>14} "
-                f"{peak:12.0f} {speed}"
-            )
-    print(
-        "50 ep (proj.): projected from the measured rates to full scale; epoch x: naive epoch "
-        "time / fast epoch time (train + valid; cache build excluded, it is paid once)."
-    )
 
 
 if __name__ == "__main__":

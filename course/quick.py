@@ -17,11 +17,9 @@ Every output names its weights, data and machine (:func:`run_label`, :func:`mach
 
 from __future__ import annotations
 
-import os
-import platform
 from dataclasses import dataclass
-from pathlib import Path
 
+from course.machine import machine_label
 from course.paths import env_flag
 
 #: The environment variable that turns quick mode on.
@@ -100,29 +98,6 @@ def quick_weights() -> QuickWeights:
         "(../shared/data/mobilenet-v2-imagenet, or $COURSE_PRETRAINED_DIR) exists. Results "
         "show the code runs, not what pretrained features do.",
     )
-
-
-def machine_label() -> str:
-    """One line naming the machine: CPU model, cores, GPU if any, and the torch version."""
-    import torch
-
-    cpu = _cpu_model()
-    parts = [f"{cpu}, {os.cpu_count()} cores"]
-    if torch.cuda.is_available():
-        parts.append(f"GPU {torch.cuda.get_device_name(0)}")
-    parts.append(f"torch {torch.__version__}")
-    return " | ".join(parts)
-
-
-def _cpu_model() -> str:
-    # platform.processor() is empty on most Linux systems; /proc/cpuinfo names the model.
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown CPU"
 
 
 def banner(quick: bool, weights: QuickWeights | None = None) -> str:

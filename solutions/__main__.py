@@ -1,4 +1,8 @@
-"""``python -m solutions``: reproduce the lecture's runs (see ``--help``)."""
+"""``python -m solutions``: reproduce the lecture's runs (see ``--help``).
+
+Every default comes from the dataclass it fills (``DemoSettings``, ``RunOptions``), so the
+command line and the Python API cannot drift apart.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,12 @@ import sys
 from pathlib import Path
 
 from course.errors import CourseError
+from solutions.demo import DemoSettings
 from solutions.protocols import PROTOCOLS, get_protocol
 from solutions.run import ARCHES, RunOptions, run_protocol
+
+_DEMO = DemoSettings()
+_RUN = RunOptions()
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -23,10 +31,14 @@ def _parser() -> argparse.ArgumentParser:
         help="offline demo of transfer: a linear probe on pretrained vs random features of "
         "the best network found, on a real CIFAR-10 subset (minutes on a CPU)",
     )
-    demo.add_argument("--epochs", type=int, default=30, help="epochs of the head (cached)")
-    demo.add_argument("--subset", type=int, default=100, help="images per class in each split")
-    demo.add_argument("--batch-size", type=int, default=64)
-    demo.add_argument("--out", type=Path, default=Path("runs"))
+    demo.add_argument(
+        "--epochs", type=int, default=_DEMO.epochs, help="epochs of the head (cached)"
+    )
+    demo.add_argument(
+        "--subset", type=int, default=_DEMO.subset, help="images per class in each split"
+    )
+    demo.add_argument("--batch-size", type=int, default=_DEMO.batch_size)
+    demo.add_argument("--out", type=Path, default=_DEMO.out)
     demo.add_argument("--data", help="a CIFAR-10 folder, zip or torchvision root")
     demo.add_argument("--no-contrast", action="store_true", help="skip the random-weights run")
 
@@ -34,25 +46,29 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--protocol", required=True, choices=sorted(PROTOCOLS))
     run.add_argument(
         "--arch",
-        default="vgg16",
+        default=_RUN.arch,
         choices=ARCHES,
         help="network of the pretrained protocols (mobilenet_v2: the offline ImageNet one)",
     )
-    run.add_argument("--epochs", type=int, default=50, help="default: the lecture's 50")
+    run.add_argument(
+        "--epochs", type=int, default=_RUN.epochs, help=f"default: the lecture's {_RUN.epochs}"
+    )
     run.add_argument("--subset", type=int, help="images per class in each split (quick runs)")
     run.add_argument("--size", type=int, help="override the protocol's input size")
-    run.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cuda, cpu, ...")
+    run.add_argument("--device", default=_RUN.device, help="auto (cuda, mps, cpu), cuda, cpu, ...")
     run.add_argument("--weights", help="imagenet, random, auto (imagenet if cached) or a .pth file")
     run.add_argument("--data", help='a CIFAR-10 folder, zip, torchvision root, or "synthetic"')
     run.add_argument(
         "--batch-size",
         type=int,
-        default=256,
+        default=_RUN.batch_size,
         help="training, evaluation and feature-cache batch size (memory grows with it)",
     )
-    run.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
-    run.add_argument("--seed", type=int, default=123)
-    run.add_argument("--out", type=Path, default=Path("runs"))
+    run.add_argument(
+        "--workers", type=int, default=_RUN.num_workers, help="DataLoader worker processes"
+    )
+    run.add_argument("--seed", type=int, default=_RUN.seed)
+    run.add_argument("--out", type=Path, default=_RUN.out)
     run.add_argument(
         "--fast", action="store_true", help="cached features when exact, device-held data always"
     )
@@ -62,6 +78,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     sub.add_parser("protocols", help="list the protocols")
+    migrate = sub.add_parser(
+        "migrate-results",
+        help="rewrite version-1 (unversioned) results.json files in the current schema",
+    )
+    migrate.add_argument("paths", nargs="+", type=Path, help="results.json files or run folders")
+    migrate.add_argument("--note", required=True, help="who migrated the files, when and how")
     return parser
 
 
@@ -73,8 +95,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{protocol.name:<14} {protocol.description}")
         return 0
     try:
-        if args.command == "demo":
-            from solutions.demo import DemoSettings, run_demo
+        if args.command == "migrate-results":
+            from solutions.run_record import migrate_file
+
+            for path in args.paths:
+                record = migrate_file(path, note=args.note)
+                print(f"migrated {path}: {record.protocol.description}")
+        elif args.command == "demo":
+            from solutions.demo import run_demo
 
             run_demo(
                 DemoSettings(

@@ -14,15 +14,16 @@ weights and the machine; the total time is printed (measured, never asserted).
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from course.data import load_cifar10
-from course.quick import QuickWeights, machine_label, quick_weights
+from course.machine import load_average, machine_label
+from course.quick import QuickWeights, quick_weights
 from solutions.protocols import get_protocol
-from solutions.run import RunOptions, data_summary, load_average, run_protocol
+from solutions.run import RunOptions, run_protocol
+from solutions.run_report import data_summary
 
 #: Input size per network: 96 px is where MobileNetV2's frozen features start to pay off
 #: (../shared/data/mobilenet-v2-imagenet/README.md: 64.9% at 96 px, 100 images a class);
@@ -79,8 +80,8 @@ def run_demo(settings: DemoSettings | None = None) -> dict[str, float | None]:
     accuracy: dict[str, float | None] = {}
     for name, weights in runs.items():
         print(f"\n--- {name} features ---")
-        run_dir = run_protocol(probe, demo_options(settings, choice, weights), splits=splits)
-        accuracy[name] = json.loads((run_dir / "results.json").read_text())["test_acc"]
+        record = run_protocol(probe, demo_options(settings, choice, weights), splits=splits)
+        accuracy[name] = record.test_acc
     seconds = time.perf_counter() - started
 
     print("\ntest accuracy, linear probe (chance: 10%):")

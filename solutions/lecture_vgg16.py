@@ -19,6 +19,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from course.models import WeightsInfo, attach_weights_info
+
 #: Output channels of the 13 convolutions; "M" is a 2x2 max-pool (VGG16, configuration D).
 LAYOUT: tuple[int | str, ...] = (
     64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M",
@@ -64,7 +66,9 @@ class LectureVGG16(nn.Module):
                 nn.init.kaiming_uniform_(module.weight, mode="fan_in", nonlinearity="relu")
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
-        self.weights_label = "random (the lecture's own VGG16, kaiming-uniform init)"
+        attach_weights_info(
+            self, WeightsInfo("random", "random (the lecture's own VGG16, kaiming-uniform init)")
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """features, avgpool to 3 x 3, flatten, classifier: the notebook's forward pass."""

@@ -31,6 +31,10 @@ Trainable = Literal["lecture-bug", "head", "fc", "last-block", "all"]
 #: The lecture's batch size (every run in its notebooks).
 LECTURE_BATCH_SIZE = 256
 
+#: Augmented protocols resize to ``size + CROP_PAD`` and crop ``size``: the lecture's
+#: Resize 70 -> RandomCrop 64 (test: CenterCrop 64).
+CROP_PAD = 6
+
 
 @dataclass(frozen=True)
 class LectureFigures:
@@ -49,7 +53,7 @@ class Protocol:
     name: str
     description: str
     size: int  # input side in pixels after resizing
-    augment: bool  # Resize(size + 6) + RandomCrop(size) for training, as the lecture's 64-px run
+    augment: bool  # Resize(size + CROP_PAD) + RandomCrop(size) in training, the lecture's 64 px
     normalization: str  # a key of course.data.NORMALIZATIONS
     trainable: Trainable  # which parameters train
     pretrained: bool  # ImageNet weights in the real run; False means random init by design

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 import torch
 import torch.distributed as dist
+from tiny_model import TinyVGG
 
 from course.data import synthetic_cifar10
 from course.training import TrainConfig
 from solutions.fast.ddp import launch_local, parse_args
-from solutions.fast.tiny import TinyVGG
 from solutions.protocols import Protocol
 
 pytestmark = pytest.mark.skipif(not dist.is_available(), reason="torch.distributed not built")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from tiny_model import TinyVGG
 from torch import nn
 from torchvision.transforms.v2 import functional as F
 
@@ -14,7 +15,6 @@ from course.data import NORMALIZATIONS, synthetic_cifar10
 from course.features import cached_features, split_model
 from course.training import TrainConfig
 from solutions.fast.gpu_data import CROP_PAD, BatchTransform, TensorLoader, crop_each
-from solutions.fast.tiny import TinyVGG
 from solutions.protocols import Protocol
 
 MEAN, STD = NORMALIZATIONS["imagenet"]

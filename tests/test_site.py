@@ -516,36 +516,9 @@ def test_run_mode_reads_the_banner_from_the_outputs(tmp_path: Path) -> None:
 def _recorded_run(root: Path, name: str, **changes: object) -> Path:
     """A run folder shaped like the ones ``python -m solutions run`` writes."""
     from PIL import Image
+    from run_records import record_dict  # a complete record of RunRecord's schema
 
-    from solutions.protocols import PROTOCOLS
-
-    protocol = PROTOCOLS["linear-probe"]
-    record = {
-        "protocol": {
-            "name": protocol.name,
-            "description": protocol.description,
-            "trainable": "head",
-        },
-        "size": 32,
-        "trainable_parameters": 40_970,
-        "weights": "random (no pretrained weights)",
-        "data": {
-            "source": "JPEG zip ../shared/data/cifar10-jpeg-train.zip",
-            "synthetic": False,
-            "train": 40,
-            "valid": 40,
-            "test": 40,
-            "subset_per_class": 4,
-        },
-        "epochs": 2,
-        "valid_acc": [10.0, 12.5],
-        "test_acc": 7.5,
-        "total_seconds": 14.3,
-        "device": "cpu: x86_64, 2 cores",
-        "machine": {"platform": "Linux-x86_64", "cpu_count": 2},
-        "lecture_reported": {"test_acc": protocol.lecture.test_acc, "note": protocol.lecture.note},
-        **changes,
-    }
+    record = record_dict(**changes)
     run = root / name
     run.mkdir(parents=True)
     (run / "results.json").write_text(json.dumps(record))
@@ -851,12 +824,7 @@ def test_results_show_no_build_machine_path_and_the_real_input_size(tmp_path: Pa
         tmp_path / "results",
         "corrected-64",
         size=64,
-        protocol={
-            "name": "corrected",
-            "description": "fc6, fc7 and the new head train at 224 px, everything else frozen.",
-            "size": 224,
-            "trainable": "fc",
-        },
+        protocol={"name": "corrected", "protocol_size": 224, "trainable": "fc"},
         data={"source": "zip /work/shared/data/cifar10-jpeg-train.zip", "synthetic": False},
         command="/work/main/solutions/__main__.py run --protocol corrected",
     )

@@ -8,6 +8,7 @@ One module per job:
 - ``checkpoint_files``: reading and checking a local weights file, and mismatch messages;
 - ``architecture``: guessing which torchvision model a state dict belongs to;
 - ``imagenet``: input preprocessing and ImageNet class names;
+- ``weights_info``: :class:`WeightsInfo`, the typed description of a model's weights;
 - ``batchnorm``: :func:`calibrate_batchnorm`, for fine-tuning folded-BatchNorm networks;
 - ``describe``: parameter counts and the table of where they live;
 - ``builders``: model names, quiet random init, building on the meta device.
@@ -30,11 +31,20 @@ from course.models.imagenet import (
 from course.models.loading import RANDOM_LABEL, load_model
 from course.models.mobilenet_tflite import install_tf_same_padding
 from course.models.offline_mobilenet import offline_weights_file
+from course.models.weights_info import (
+    WeightsInfo,
+    add_weights_note,
+    attach_weights_info,
+    weights_info_of,
+)
 
 __all__ = [
     "IMAGENET_PREPROCESSING",
     "RANDOM_LABEL",
     "Preprocessing",
+    "WeightsInfo",
+    "add_weights_note",
+    "attach_weights_info",
     "available_models",
     "build_on_meta",
     "calibrate_batchnorm",
@@ -47,4 +57,5 @@ __all__ = [
     "offline_weights_file",
     "trainable_parameter_names",
     "trainable_parameters",
+    "weights_info_of",
 ]

@@ -12,6 +12,7 @@ import torch
 from torchvision.models import get_model_weights
 from torchvision.transforms import v2
 
+from course.data import NORMALIZATIONS
 from course.models.builders import check_name
 
 
@@ -37,10 +38,11 @@ class Preprocessing:
         return v2.Normalize(mean=list(self.mean), std=list(self.std))
 
 
-#: ImageNet's per-channel statistics, as every torchvision ImageNet model expects them.
+#: ImageNet's per-channel statistics, as every torchvision ImageNet model expects them
+#: (the numbers are defined once, in ``course.data.NORMALIZATIONS["imagenet"]``).
 IMAGENET_PREPROCESSING = Preprocessing(
-    mean=(0.485, 0.456, 0.406),
-    std=(0.229, 0.224, 0.225),
+    mean=tuple(NORMALIZATIONS["imagenet"][0]),
+    std=tuple(NORMALIZATIONS["imagenet"][1]),
     label="ImageNet mean/std (torchvision's convention)",
 )
 

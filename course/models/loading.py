@@ -33,6 +33,7 @@ from course.models.builders import check_name, quiet_kwargs
 from course.models.checkpoint_files import load_file
 from course.models.imagenet import IMAGENET_PREPROCESSING, Preprocessing, imagenet_weights_file
 from course.models.messages import short_error
+from course.models.weights_info import WeightsInfo, attach_weights_info
 from course.paths import offline as offline_default
 
 #: The ``weights_label`` of a randomly initialized model.
@@ -58,8 +59,9 @@ def load_model(
         offline: ``True`` never tries the network; ``None`` follows ``course.paths.offline()``.
 
     Returns:
-        The model (in training mode, as torchvision returns it), with attributes
-        ``weights_label`` saying which weights it holds, e.g.
+        The model (in training mode, as torchvision returns it), with ``weights_info``
+        (a :class:`course.models.WeightsInfo`: kind, label, preprocessing, notes) and the
+        attributes derived from it: ``weights_label`` saying which weights it holds, e.g.
         ``"random (no pretrained weights)"``, ``"imagenet (VGG16_Weights.IMAGENET1K_V1)"``,
         ``"imagenet (MobileNetV2 from Google's uint8 TFLite file)"`` or
         ``"file: /path/vgg16.pth"``, and ``preprocessing`` saying how to normalize inputs
@@ -75,6 +77,7 @@ def load_model(
 
     preprocessing: Preprocessing = IMAGENET_PREPROCESSING
     if kind == "random":
+        source = "random"
         kwargs = quiet_kwargs(name)
         if num_classes is not None:
             kwargs["num_classes"] = num_classes
@@ -87,6 +90,7 @@ def load_model(
             if file is not None:
                 return offline_mobilenet.load_offline_mobilenet_v2(file)
         model, label, preprocessing = _load_imagenet(name, offline=offline)
+        source = "imagenet"
     else:
         path = Path(weights).expanduser()
         if not path.is_file():
@@ -98,10 +102,9 @@ def load_model(
             )
         model = load_file(name, path.resolve(), num_classes=num_classes)
         label = f"file: {path.resolve()}"
+        source = "file"
 
-    model.weights_label = label
-    model.preprocessing = preprocessing
-    return model
+    return attach_weights_info(model, WeightsInfo(source, label, preprocessing))
 
 
 def _check_imagenet_classes(name: str, num_classes: int | None) -> None:

@@ -32,6 +32,7 @@ from course.errors import WeightsError
 from course.models.imagenet import Preprocessing
 from course.models.messages import short_error
 from course.models.mobilenet_tflite import convert_tflite, install_tf_same_padding
+from course.models.weights_info import WeightsInfo, attach_weights_info
 
 #: The environment variable naming a folder with the TFLite file.
 PRETRAINED_DIR_ENV = "COURSE_PRETRAINED_DIR"
@@ -118,7 +119,8 @@ def load_offline_mobilenet_v2(file: Path | None = None) -> nn.Module:
         file: the TFLite file; ``None`` finds it (see the module docstring).
 
     Returns:
-        The model, with ``weights_label``, ``preprocessing`` and ``weights_file`` (the TFLite
+        The model, with ``weights_info`` (and ``weights_label``, ``preprocessing`` derived
+        from it) and ``weights_file`` (the TFLite
         file it came from) set.
 
     Raises:
@@ -144,8 +146,7 @@ def load_offline_mobilenet_v2(file: Path | None = None) -> nn.Module:
         state = convert_tflite(file)
         _write_cached(cache, state, sha)
         model = _build(state)
-    model.weights_label = LABEL
-    model.preprocessing = PREPROCESSING
+    attach_weights_info(model, WeightsInfo("imagenet", LABEL, PREPROCESSING))
     model.weights_file = file
     return model
 

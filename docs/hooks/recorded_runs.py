@@ -1,14 +1,15 @@
 """The "Recorded runs" section of the Results page, from ``results/*/results.json``.
 
 Each run folder is written by the reference runs (``python -m solutions run``): a
-``results.json`` and its plots. One summary table, then one section per run with the
+``results.json`` and its plots. The file is read by the class that writes it,
+``solutions.run_record.RunRecord`` (a file of another schema version stops the build with
+the command that migrates it). One summary table, then one section per run with the
 machine, weights, data and protocol it used. Build-machine paths never reach the page:
 a reader needs the file's name, not where it sat on the machine that made the run.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -16,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from markdown_table import fmt, lookup, table
+
+from solutions.run_record import RunRecord, input_description  # noqa: F401 (results_page)
 
 #: How each protocol's ``trainable`` setting reads in a table.
 TRAINS = {
@@ -42,13 +45,6 @@ def without_paths(text: str) -> str:
     return _ABSOLUTE_PATH.sub(lambda m: m.group(1), text)
 
 
-def input_description(size: int, augment: bool) -> str:
-    """How a protocol feeds CIFAR-10's 32-px images to the network."""
-    if augment:
-        return f"Resize {size + 6}, RandomCrop {size} (test: CenterCrop {size})"
-    return f"Resize {size}, no augmentation"
-
-
 def minutes(seconds: Any) -> str:
     """Seconds as minutes, "n/a" when unknown."""
     return "n/a" if seconds is None else f"{seconds / 60:.1f} min"
@@ -59,12 +55,17 @@ class RecordedRun:
     """One ``results/<name>/results.json`` written by ``python -m solutions run``."""
 
     folder: Path
-    record: Mapping[str, Any]
+    run: RunRecord
 
     @classmethod
     def load(cls, folder: Path) -> RecordedRun:
-        """Read ``folder/results.json``."""
-        return cls(folder, json.loads((folder / "results.json").read_text(encoding="utf-8")))
+        """Read ``folder/results.json`` (``RunRecord.read``)."""
+        return cls(folder, RunRecord.read(folder / "results.json"))
+
+    @property
+    def record(self) -> Mapping[str, Any]:
+        """The record as its JSON fields."""
+        return self.run.to_dict()
 
     @property
     def name(self) -> str:
@@ -72,27 +73,25 @@ class RecordedRun:
 
     @property
     def protocol(self) -> str:
-        return str(lookup(self.record, "protocol.name", "protocol", default="unknown"))
+        return self.run.protocol.name
 
     @property
     def size(self) -> Any:
         """The input size the run really used (which may differ from its protocol's)."""
-        return lookup(self.record, "size", "protocol.size")
+        return self.run.size
 
     @property
     def protocol_line(self) -> str:
-        """The protocol's name and description, at the input size the run really used."""
-        description = str(lookup(self.record, "protocol.description", default=""))
-        default = lookup(self.record, "protocol.size")
-        line = f"`{self.protocol}`: {description}"
-        if default is not None and self.size is not None and default != self.size:
-            line = f"`{self.protocol}`: " + description.replace(f"{default} px", f"{self.size} px")
-            line += f" (run at {self.size} px; the protocol's default is {default} px)"
+        """The protocol's name and what the run made of it (network, size, input)."""
+        block = self.run.protocol
+        line = f"`{block.name}`: {block.description}"
+        if block.protocol_size != block.size:
+            line += f" (run at {block.size} px; the protocol's default is {block.protocol_size} px)"
         return line
 
     @property
     def weights(self) -> str:
-        return str(lookup(self.record, "weights", default="unknown"))
+        return self.run.weights
 
     @property
     def data(self) -> str:
@@ -113,7 +112,7 @@ class RecordedRun:
 
     @property
     def random_weights(self) -> bool:
-        return self.weights.lower().startswith("random")
+        return self.run.random_weights
 
     @property
     def plots(self) -> list[Path]:

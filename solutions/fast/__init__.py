@@ -23,7 +23,6 @@ What makes it fast, and why each step keeps the protocol's meaning:
 - ``course.training.train`` keeps losses and hit counts on the device (one transfer per
   epoch) and runs bf16 autocast on CUDA.
 - ``ddp``: ``torchrun --nproc-per-node N -m solutions.fast.ddp --protocol P``.
-- ``tiny``: a VGG-shaped toy network for CPU tests (random weights).
 """
 
 from __future__ import annotations
@@ -31,7 +30,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-# Imported on first use, so that ``solutions.fast.gpu_data`` (or ``tiny``) loads without
+# Imported on first use, so that ``solutions.fast.gpu_data`` loads without
 # pulling in the training loop and the data module.
 _EXPORTS = {
     "BatchTransform": "gpu_data",

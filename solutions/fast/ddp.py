@@ -94,41 +94,81 @@ def _spawned(rank: int, world_size: int, port: int, job: Callable[[], Any], resu
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    """Command-line options of ``python -m solutions.fast.ddp`` (run it under torchrun)."""
+    """Command-line options of ``python -m solutions.fast.ddp`` (run it under torchrun).
+
+    Defaults come from ``solutions.run_setup.RunOptions``, as ``python -m solutions run``'s.
+    """
+    from solutions.run_setup import ARCHES, RunOptions
+
+    defaults = RunOptions()
     parser = argparse.ArgumentParser(
         prog="torchrun --nproc-per-node N -m solutions.fast.ddp",
         description="Train one of the lecture's protocols on several GPUs (fast path, DDP).",
     )
     parser.add_argument("--protocol", default="corrected")
-    parser.add_argument("--epochs", type=int, default=50)
-    parser.add_argument("--subset", type=int, default=None, help="images per class and split")
-    parser.add_argument("--size", type=int, default=None)
-    parser.add_argument("--batch-size", type=int, default=256, help="global, over all ranks")
-    parser.add_argument("--weights", default=None, help="imagenet | random | auto | a file")
-    parser.add_argument("--data", default=None, help="a CIFAR-10 source or 'synthetic'")
+    parser.add_argument("--arch", default=defaults.arch, choices=ARCHES)
+    parser.add_argument("--epochs", type=int, default=defaults.epochs)
+    parser.add_argument("--subset", type=int, default=defaults.subset, help="per class and split")
+    parser.add_argument("--size", type=int, default=defaults.size)
+    parser.add_argument(
+        "--batch-size", type=int, default=defaults.batch_size, help="global, over all ranks"
+    )
+    parser.add_argument(
+        "--weights", default=defaults.weights, help="imagenet | random | auto | a file"
+    )
+    parser.add_argument("--data", default=defaults.data, help="a CIFAR-10 source or 'synthetic'")
     parser.add_argument("--no-cache", action="store_true", help="never cache features")
     parser.add_argument("--compile", action="store_true", help="torch.compile the trained net")
-    parser.add_argument("--seed", type=int, default=123)
+    parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--out", type=Path, default=Path("runs/ddp-history.json"))
+    parser.add_argument(
+        "--results",
+        type=Path,
+        default=None,
+        help="folder for the run's folder (results.json and plots); default: --out's folder",
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Entry point for torchrun: train the protocol on this rank, rank 0 saves the history."""
-    from course.data import load_cifar10
+    """Entry point for torchrun: the run ``python -m solutions run --fast`` makes, on N ranks.
+
+    Built on the same :class:`solutions.run_setup.RunPlan` as ``run_protocol``: the same
+    network (``--arch``), BatchNorm preparation and normalization. Rank 0 saves the history
+    (``--out``) and writes ``results.json`` with the plots (``RunRecord``, under
+    ``--results``).
+    """
+    import time
+
     from course.errors import CourseError
     from course.training import TrainConfig
     from solutions.fast.pipeline import train_protocol_fast
     from solutions.protocols import get_protocol
-    from solutions.run import prepare_model, resolve_weights
+    from solutions.run import build_record
+    from solutions.run_report import plot_title, write_plots
+    from solutions.run_setup import RunOptions, plan_run
 
     args = parse_args(argv)
     rank, world, device = init_from_env()
+    started = time.perf_counter()
     try:
         protocol = get_protocol(args.protocol)
-        splits = load_cifar10(args.data, subset=args.subset, seed=args.seed)
-        torch.manual_seed(args.seed)  # every rank builds the same random init
-        model = prepare_model(protocol, resolve_weights(protocol, args.weights))
+        options = RunOptions(
+            epochs=args.epochs,
+            arch=args.arch,
+            subset=args.subset,
+            size=args.size,
+            weights=args.weights,
+            data=args.data,
+            batch_size=args.batch_size,
+            seed=args.seed,
+            out=args.results or args.out.parent,
+            fast=True,
+            compile=args.compile,
+            progress=False,
+        )
+        # Every rank builds the same seeded network and data (plan_run seeds the init).
+        plan, model = plan_run(protocol, options, device=device)
     except (CourseError, ValueError) as err:
         # Every rank hits the same problem: say it once, without N tracebacks.
         if rank == 0:
@@ -146,17 +186,31 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         history, _ = train_protocol_fast(
             protocol,
-            splits,
+            plan.splits,
             model,
             config,
-            size=args.size,
+            size=plan.size,
             cache=not args.no_cache,
             compile=args.compile,
+            normalization=(plan.normalization.mean, plan.normalization.std),
+            normalization_name=plan.normalization.name,
         )
         if rank == 0:
             history.save(args.out)
-            print(f"{world} ranks, weights: {model.weights_label}, data: {splits.source}")
-            print(f"history: {args.out}")
+            cached = not args.no_cache and protocol.cacheable
+            record = build_record(
+                plan,
+                model,
+                history,
+                config,
+                seconds=time.perf_counter() - started,
+                path=f"fast, DDP over {world} ranks: "
+                + ("frozen features cached once" if cached else "images held on the device"),
+            )
+            record.write(plan.run_dir)
+            write_plots(plan.run_dir, plan.splits, history, plot_title(record))
+            print(f"{world} ranks, weights: {plan.weights.full_label}, data: {plan.splits.source}")
+            print(f"history: {args.out}; results: {plan.run_dir / 'results.json'}")
     finally:
         dist.destroy_process_group()
 

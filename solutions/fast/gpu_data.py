@@ -29,8 +29,8 @@ import torch
 from torch.utils.data import RandomSampler
 from torchvision.transforms.v2 import functional as F
 
-#: Resize(size + CROP_PAD) then a size x size crop: the lecture's 70 -> 64 px protocol.
-CROP_PAD = 6
+# Resize(size + CROP_PAD) then a size x size crop: the lecture's 70 -> 64 px protocol.
+from solutions.protocols import CROP_PAD  # noqa: E402
 
 
 class BatchTransform:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 
 import torch
@@ -11,13 +11,12 @@ import torch.distributed as dist
 from torch import nn
 
 from course.data import CIFAR10Splits
-from course.features import SplitModel, cached_features, split_model, weights_fingerprint
+from course.feature_cache import SPLITS, cache_splits
+from course.model_split import SplitModel, split_model
 from course.training import History, TrainConfig, pick_device, train
 from solutions.fast.gpu_data import BatchTransform, TensorLoader
 from solutions.protocols import LECTURE_BATCH_SIZE, Protocol, normalization_for
 from solutions.transfer import make_optimizer
-
-SPLITS = ("train", "valid", "test")
 
 
 def train_protocol_fast(
@@ -32,11 +31,13 @@ def train_protocol_fast(
     eval_batch_size: int | None = None,
     compile: bool = False,
     cut: str | None = None,
+    normalization: tuple[Sequence[float], Sequence[float]] | None = None,
+    normalization_name: str | None = None,
 ) -> tuple[History, nn.Module]:
     """Train ``model`` as ``protocol`` says, the fast way, and return ``(history, model)``.
 
     ``model`` must already be set up for the protocol (head replaced, the right parameters
-    trainable; see ``solutions.run.prepare_model``). It is trained in place: the returned
+    trainable; see ``solutions.run_setup.prepare_model``). It is trained in place: the returned
     model is the same object, usable with ordinary image loaders afterwards.
 
     - Cacheable protocol (frozen backbone, no random augmentation) and ``cache``: the frozen
@@ -61,6 +62,9 @@ def train_protocol_fast(
         compile: ``torch.compile`` the trained network (CUDA; the first epoch pays for it).
         cut: cache the input of this module (``course.features.split_model``'s ``at``)
             instead of the deepest exact point, so runs with different tails share a cache.
+        normalization: ``(mean, std)`` the run feeds the network with, resolved once by the
+            caller (``solutions.run_setup.plan_run``); ``None``: ``normalization_for``.
+        normalization_name: its name (part of the feature cache's key).
     """
     size = size or protocol.size
     if config.batch_size is None:
@@ -69,9 +73,13 @@ def train_protocol_fast(
     device = pick_device(config.device)
     rank, world = _rank_world()
     model.to(device)
+    if normalization is None:
+        norm = normalization_for(protocol, model)
+    else:
+        norm = (normalization_name or "given", *normalization)
     optimizer = make_optimizer(
         model,
-        lr=config.lr if config.lr is not None else 0.01,
+        lr=config.lr if config.lr is not None else TrainConfig.lr,
         momentum=config.momentum or 0.0,
         weight_decay=config.weight_decay or 0.0,
     )
@@ -82,11 +90,22 @@ def train_protocol_fast(
     )
     if parts is not None:
         loaders = feature_loaders(
-            parts, splits, protocol, size, config, device, cache_dtype, eval_batch_size, model
+            parts,
+            splits,
+            protocol,
+            size,
+            config,
+            device,
+            cache_dtype,
+            eval_batch_size,
+            model,
+            norm=norm,
         )
         net: nn.Module = parts.tail
     else:
-        loaders = image_loaders(splits, protocol, size, config, device, eval_batch_size, model)
+        loaders = image_loaders(
+            splits, protocol, size, config, device, eval_batch_size, model, norm=norm
+        )
         net = model
         if device.type == "cuda":
             net = net.to(memory_format=torch.channels_last)
@@ -140,37 +159,34 @@ def feature_loaders(
     cache_dtype: str = "bfloat16",
     eval_batch_size: int | None = None,
     model: nn.Module | None = None,
+    *,
+    norm: tuple[str, Sequence[float], Sequence[float]] | None = None,
 ) -> dict[str, TensorLoader]:
     """Loaders over the cached prefix output of each split (built on first use).
 
-    The build runs in batches of ``config.batch_size``; ``model`` (the whole network) tells
-    which normalization its weights expect (see ``solutions.protocols.normalization_for``).
+    The build runs in batches of ``config.batch_size``. ``norm``: ``(name, mean, std)`` as
+    resolved by the caller; ``None``: ``model`` (the whole network) tells which normalization
+    its weights expect (see ``solutions.protocols.normalization_for``).
     """
     rank, world = _rank_world()
     batch_size = config.batch_size or LECTURE_BATCH_SIZE
     eval_batch_size = eval_batch_size or batch_size
-    norm_name, mean, std = normalization_for(protocol, model)
-    fingerprint = weights_fingerprint(parts.prefix)
+    norm_name, mean, std = norm or normalization_for(protocol, model)
+    caches = cache_splits(
+        parts.prefix,
+        splits,
+        size=size,
+        normalization=norm_name,
+        mean=mean,
+        std=std,
+        dtype=cache_dtype,
+        device=device,
+        batch_size=batch_size,
+        bf16_autocast=config.bf16,
+        guard=_rank_zero_first,
+    )
     loaders = {}
-    for name in SPLITS:
-        split = getattr(splits, name)
-        with _rank_zero_first():
-            cached = cached_features(
-                parts.prefix,
-                split.images,
-                split.labels,
-                split=name,
-                size=size,
-                normalization=norm_name,
-                mean=mean,
-                std=std,
-                data_fingerprint=splits.fingerprint,
-                dtype=cache_dtype,
-                device=device,
-                batch_size=batch_size,
-                bf16_autocast=config.bf16,
-                prefix_fingerprint=fingerprint,
-            )
+    for name, cached in caches.items():
         features = cached.features
         if device.type == "cuda":
             # 45,000 x 25,088 bf16 is 2.3 GB: it fits on the GPU, so no copy per step.
@@ -197,12 +213,17 @@ def image_loaders(
     device: torch.device,
     eval_batch_size: int | None = None,
     model: nn.Module | None = None,
+    *,
+    norm: tuple[str, Sequence[float], Sequence[float]] | None = None,
 ) -> dict[str, TensorLoader]:
-    """Loaders over uint8 images held on ``device``, transformed there per batch."""
+    """Loaders over uint8 images held on ``device``, transformed there per batch.
+
+    ``norm``: ``(name, mean, std)`` as resolved by the caller; ``None``: from ``model``.
+    """
     rank, world = _rank_world()
     batch_size = config.batch_size or LECTURE_BATCH_SIZE
     eval_batch_size = eval_batch_size or batch_size
-    _, mean, std = normalization_for(protocol, model)
+    _, mean, std = norm or normalization_for(protocol, model)
     channels_last = device.type == "cuda"
     loaders = {}
     for name in SPLITS:

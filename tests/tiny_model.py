@@ -1,4 +1,4 @@
-"""A VGG-shaped network small enough to train in seconds on a CPU (tests and demos only).
+"""A VGG-shaped network small enough to train in seconds on a CPU (tests only).
 
 It has VGG16's layout (``features``, ``avgpool`` with a fixed output grid, ``classifier`` =
 Linear, ReLU, Dropout, Linear, ReLU, Dropout, Linear) and forward pass, so every code path
@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+
+from course.models import WeightsInfo, attach_weights_info
 
 
 class TinyVGG(nn.Module):
@@ -44,7 +46,7 @@ class TinyVGG(nn.Module):
             nn.Dropout(dropout),
             nn.Linear(hidden, num_classes),
         )
-        self.weights_label = "random (TinyVGG, a test network)"
+        attach_weights_info(self, WeightsInfo("random", "random (TinyVGG, a test network)"))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Same order as torchvision's VGG: features, avgpool, flatten, classifier."""
