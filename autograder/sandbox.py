@@ -96,7 +96,11 @@ def sandbox_available() -> tuple[bool, str]:
     )
     try:
         done = subprocess.run(
-            probe, capture_output=True, timeout=60, check=False, pass_fds=() if fd is None else (fd,)
+            probe,
+            capture_output=True,
+            timeout=60,
+            check=False,
+            pass_fds=() if fd is None else (fd,),
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         return False, f"bubblewrap could not start a sandbox ({exc}). How to fix it: {REMEDY}."

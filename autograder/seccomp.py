@@ -167,7 +167,7 @@ def program_fd() -> int:
         UnsupportedArch: no table for this architecture.
     """
     data = program()
-    fd = os.memfd_create("autograder-seccomp", 0) if hasattr(os, "memfd_create") else -1
+    fd = os.memfd_create("autograder-seccomp") if hasattr(os, "memfd_create") else -1
     if fd < 0:  # pragma: no cover - every Linux since 3.17 has memfd_create
         import tempfile
 
