@@ -474,6 +474,11 @@ def test_a_kernel_in_the_sandbox_is_driven_and_interrupted_from_outside(tmp_path
             env={"PYTHONWARNINGS": "ignore"},
         )
         proc = subprocess.Popen(argv, start_new_session=True, stdout=subprocess.DEVNULL)
+        # Connect once the kernel has bound its sockets: a heartbeat sent earlier is lost and
+        # the client then takes the kernel for dead (seen under load).
+        deadline = time.monotonic() + 120
+        while len(list(shared.glob("k-*"))) < 5 and time.monotonic() < deadline:
+            time.sleep(0.1)
         client = BlockingKernelClient()
         client.load_connection_file(conn)
         client.start_channels()
