@@ -89,6 +89,10 @@ class RecordError(Exception):
     """A record is missing, too large or not loadable; the message says which."""
 
 
+#: Opcodes that push an integer (BINPUT and the like carry memo indices, not values).
+_INT_OPS = frozenset({"INT", "BININT", "BININT1", "BININT2", "LONG", "LONG1", "LONG4"})
+
+
 def inspect_record(path: Path) -> None:
     """Refuse a record file whose pickle is too large, too long or references too much.
 
@@ -118,7 +122,7 @@ def inspect_record(path: Path) -> None:
             ops += 1
             if ops > MAX_PICKLE_OPS:
                 raise RecordError(f"the recorded result is too long (over {MAX_PICKLE_OPS} steps)")
-            if isinstance(arg, int) and not isinstance(arg, bool):
+            if opcode.name in _INT_OPS and isinstance(arg, int):
                 last_int = arg
             if opcode.name in ("BINPERSID", "PERSID"):
                 refs += 1
