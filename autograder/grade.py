@@ -108,6 +108,8 @@ def autograde(
                     graded = future.result()
                 except Exception:  # a bug or an unexpected file: this student only
                     graded = grader_error(course, student, box.enforced + box.notes)
+                if not box.filesystem:  # on the page and in the CSV's reason, not only its column
+                    graded.result.reasons.insert(0, UNSANDBOXED)
                 check_gradebook(course)  # raises: nothing more is written
                 try:
                     record(course, student, graded, assignment.manual)
@@ -121,6 +123,12 @@ def autograde(
     finally:
         template.unlink(missing_ok=True)
     return sorted(results, key=lambda r: r.student)
+
+
+#: The first reason of every result graded with ``--sandbox off``.
+UNSANDBOXED = (
+    "NOT sandboxed: graded with --sandbox off, so this notebook's code ran with the grader's access"
+)
 
 
 class GradebookTampered(RuntimeError):

@@ -459,3 +459,49 @@ def test_the_sandbox_text_names_what_is_bounded() -> None:
     else:
         assert "rlimits only" in text and "NOT bounded per submission" in text
     assert text.startswith("cell timeout") and "NOT sandboxed (--sandbox off)" in text
+
+
+# --- unsandboxed grading is opt-in and says so ----------------------------------------------
+
+
+def test_the_cli_refuses_by_default_with_the_remedy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from autograder import limits as limits_module
+    from autograder.__main__ import main
+
+    if os.environ.get(limits_module.SANDBOX_ENV):
+        pytest.skip(f"{limits_module.SANDBOX_ENV} is set: the default is what it says")
+    monkeypatch.setattr(sandbox.shutil, "which", lambda name: None)
+    sandbox.sandbox_available.cache_clear()
+    try:
+        code = main(["--course-dir", str(tmp_path), "autograde"])  # no --sandbox at all
+    finally:
+        sandbox.sandbox_available.cache_clear()
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "apt-get install bubblewrap" in err and "--sandbox off" in err
+
+
+@pytest.mark.slow
+def test_grading_with_sandbox_off_says_so_in_every_result_row_and_page(tmp_path: Path) -> None:
+    from test_pipeline import make_tiny_course, reference
+
+    from autograder.grade import autograde
+    from autograder.intake import collect
+    from autograder.report import export_csv, feedback
+
+    course = make_tiny_course(tmp_path)
+    for student in ("ada", "bob"):
+        (tmp_path / "inbox" / student).mkdir(parents=True)
+        nbformat.write(reference(course), tmp_path / "inbox" / student / "tiny.ipynb")
+    collect(course, tmp_path / "inbox")
+    results = autograde(course, limits=Limits(sandbox="off"), progress=False)
+    feedback(course)
+    export_csv(course)
+    rows = course.grades_csv.read_text(encoding="utf-8").splitlines()[1:]
+    assert len(results) == len(rows) == 2
+    for result, row in zip(results, rows, strict=True):
+        assert result.score == 3 and result.reasons[0].startswith("NOT sandboxed")
+        assert row.count("NOT sandboxed") >= 2, row  # the reason and the sandbox column
+        assert "NOT sandboxed" in course.feedback(result.student).read_text(encoding="utf-8")
