@@ -166,7 +166,6 @@ def run_notebook(
         env = {**os.environ, **env, "JUPYTER_RUNTIME_DIR": runtime, "TMPDIR": runtime}
     popen_env = {**env, "PATH": os.environ.get("PATH", "")} if box.filesystem else env
     outcome = RunOutcome(state="lost", executed=None)
-    group = cgroups.create(scratch.name, box.budget(float(threads))) if box.cgroup else None
     seccomp_fd = fs_sandbox.filter_fd() if box.filesystem else None
     command = box.wrap(
         argv,
@@ -176,6 +175,8 @@ def run_notebook(
         env=env,
         seccomp_fd=seccomp_fd,
     )
+
+    group = cgroups.create(scratch.name, box.budget(float(threads))) if box.cgroup else None
 
     def preexec() -> None:
         if group is not None:
