@@ -502,3 +502,36 @@ def test_grading_with_sandbox_off_says_so_in_every_result_row_and_page(tmp_path:
         assert result.score == 3 and result.reasons[0].startswith("NOT sandboxed")
         assert row.count("NOT sandboxed") >= 2, row  # the reason and the sandbox column
         assert "NOT sandboxed" in course.feedback(result.student).read_text(encoding="utf-8")
+
+
+# --- cgroup v2, on a fake hierarchy (this machine has v1) ----------------------------------
+
+
+def test_cgroup_v2_groups_are_made_with_the_budget_and_read_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The v2 code path writes what the kernel documentation names, into a fake tree."""
+    from autograder import cgroups
+
+    (tmp_path / "cgroup.controllers").write_text("cpu memory pids\n")
+    (tmp_path / "cgroup.subtree_control").write_text("")
+    (tmp_path / "cgroup.procs").write_text("")
+    monkeypatch.setattr(cgroups, "ROOT", tmp_path)
+    monkeypatch.setattr(cgroups, "_own_paths", lambda: {"": "/"})
+    cgroups.probe.cache_clear()
+    try:
+        assert cgroups.probe() == (2, "")
+        assert (tmp_path / "cgroup.subtree_control").read_text() == "+memory +pids +cpu"
+        group = cgroups.create("ada", cgroups.Budget(memory_mb=512, max_processes=64, cpus=1.5))
+    finally:
+        cgroups.probe.cache_clear()
+    assert group is not None and group.version == 2
+    folder = group.paths["memory"]
+    assert folder.parent == tmp_path and folder.name.endswith("-ada")
+    assert (folder / "memory.max").read_text() == str(512 * 2**20)
+    assert (folder / "pids.max").read_text() == "64"
+    assert group.limit_hit() is None
+    (folder / "pids.events").write_text("max 3\n")
+    assert group.limit_hit() == "processes"
+    (folder / "memory.events").write_text("low 0\nhigh 0\nmax 9\noom 1\noom_kill 1\n")
+    assert group.limit_hit() == "memory"
