@@ -34,8 +34,9 @@ from autograder import sandbox as fs_sandbox
 #: ``required`` (the default): grade only in the bubblewrap sandbox, refuse with the remedy
 #: where it cannot run; ``off``: grade without it, every result then says NOT sandboxed.
 SANDBOX_MODES = ("required", "off")
-#: With a cgroup, each process may reserve this much address space beyond the memory cap.
-AS_HEADROOM_MB = 4096
+#: With a cgroup, the per-process address-space cap is the memory cap but at least this much
+#: (``import torch`` alone reserves about 3.4 GiB of address space).
+AS_FLOOR_MB = 6144
 #: Tests and CI machines without bubblewrap set this to ``off`` (an explicit request); the
 #: grader's own default is ``required``.
 SANDBOX_ENV = "AUTOGRADER_SANDBOX"
@@ -180,7 +181,7 @@ def rlimit_setter(limits: Limits, cgroup: int = 0) -> Callable[[], None]:
     """Return a function that applies the caps in the child, between fork and exec.
 
     With a control group (``cgroup`` 1 or 2) memory and processes are bounded there, for the
-    whole submission (``RLIMIT_AS`` is then the cap plus :data:`AS_HEADROOM_MB`, a backstop
+    whole submission (``RLIMIT_AS`` is then the cap, at least :data:`AS_FLOOR_MB`: a backstop
     against one absurd allocation); without one the address space of each process, the
     processes of the user (``RLIMIT_NPROC``, not for root, whom it does not bind) and each
     process's CPU seconds (``RLIMIT_CPU``) are.
@@ -189,8 +190,8 @@ def rlimit_setter(limits: Limits, cgroup: int = 0) -> Callable[[], None]:
     if memory is not None and cgroup:
         # The cgroup bounds the submission's resident memory; this per-process address-space
         # backstop only turns one absurd allocation into a MemoryError instead of an OOM kill
-        # (torch reserves about 3.4 GiB of address space it never touches).
-        memory += AS_HEADROOM_MB * 1024 * 1024
+        # (torch reserves about 3.4 GiB of address space it never touches: never below 6 GiB).
+        memory = max(memory, AS_FLOOR_MB * 1024 * 1024)
     fsize = limits.max_file_mb * 1024 * 1024 if limits.max_file_mb > 0 else None
     nproc = limits.max_processes if limits.max_processes > 0 and not cgroup else None
     if os.geteuid() == 0:
@@ -243,7 +244,7 @@ def make_sandbox(limits: Limits) -> Sandbox:
         )
         if limits.memory_mb > 0:
             enforced.append(
-                f"address space {limits.memory_mb + AS_HEADROOM_MB} MiB per process (RLIMIT_AS)"
+                f"address space {max(limits.memory_mb, AS_FLOOR_MB)} MiB per process (RLIMIT_AS)"
             )
     else:
         rl = []
