@@ -110,7 +110,11 @@ def autograde(
                     graded = grader_error(course, student, box.enforced + box.notes)
                 if not box.filesystem:  # on the page and in the CSV's reason, not only its column
                     graded.result.reasons.insert(0, UNSANDBOXED)
-                check_gradebook(course)  # raises: nothing more is written
+                try:
+                    check_gradebook(course)
+                except GradebookTampered:  # nothing more is written, nothing more is graded
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    raise
                 try:
                     record(course, student, graded, assignment.manual)
                 except Exception:  # the gradebook refused: this student only
