@@ -535,3 +535,34 @@ def test_cgroup_v2_groups_are_made_with_the_budget_and_read_back(
     assert group.limit_hit() == "processes"
     (folder / "memory.events").write_text("low 0\nhigh 0\nmax 9\noom 1\noom_kill 1\n")
     assert group.limit_hit() == "memory"
+
+
+@pytest.mark.slow
+def test_unsandboxed_code_that_plants_a_trigger_stops_the_batch(tmp_path: Path) -> None:
+    """With --sandbox off a kernel can write the gradebook: grading stops before any write."""
+    from test_pipeline import make_tiny_course, reference
+
+    from autograder.grade import GradebookTampered, autograde
+    from autograder.intake import collect
+
+    course = make_tiny_course(tmp_path)
+    attack = (
+        "import sqlite3\n"
+        f"con = sqlite3.connect({str(course.gradebook.resolve())!r})\n"
+        "con.execute('CREATE TRIGGER t AFTER UPDATE ON grade BEGIN '\n"
+        "            'UPDATE grade SET auto_score = 99; END')\n"
+        "con.commit()\n"
+    )
+    bad = reference(course)
+    for cell in bad.cells:
+        if cell.metadata.get("nbgrader", {}).get("grade_id") == "square-answer":
+            cell.source = attack + cell.source
+    for student, nb in (("attacker", bad), ("zoe", reference(course))):
+        (tmp_path / "inbox" / student).mkdir(parents=True)
+        nbformat.write(nb, tmp_path / "inbox" / student / "tiny.ipynb")
+    collect(course, tmp_path / "inbox")
+    with pytest.raises(GradebookTampered, match="trigger t"):
+        autograde(course, limits=Limits(sandbox="off"), progress=False)
+    assert not course.result("attacker").exists() and not course.result("zoe").exists()
+    with sqlite3.connect(course.gradebook) as db:
+        assert db.execute("SELECT count(*) FROM submitted_assignment").fetchone() == (0,)
