@@ -7,7 +7,8 @@ student's code is a child of it and inherits:
   ``resource.setrlimit`` just before the child starts (``Sandbox.preexec``);
 - a filesystem sandbox (:mod:`autograder.sandbox`, bubblewrap) where the machine can run one:
   the child sees its scratch folder, the Python environment and the course data, nothing else
-  of the filesystem, no network and no host sockets (``--sandbox auto|required|off``);
+  of the filesystem, no network and no host sockets (``--sandbox required|off``), no
+  capability and a seccomp filter; one control group per submission (:mod:`autograder.cgroups`);
 - where there is no sandbox, a private, empty network namespace (``unshare --user
   --map-root-user --net``) if unprivileged user namespaces are allowed;
 - a per-cell timeout (nbgrader's ``Execute.timeout``) and a wall-clock timeout for the whole

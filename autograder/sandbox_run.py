@@ -5,8 +5,8 @@ the submission's scratch folder read-write, and nothing else of the course: no g
 other submission, no ``solutions`` or ``autograder`` package (hidden by an empty folder), its
 own ``/tmp`` and Jupyter runtime folder, no network. Inside it runs :mod:`autograder.runner`,
 copied into the scratch folder as a plain script. Where bubblewrap cannot run, grading goes on
-without the filesystem sandbox (``--sandbox auto``, every result says "NOT sandboxed") or is
-refused (``--sandbox required``).
+without the filesystem sandbox only when ``--sandbox off`` is asked for (every result says
+"NOT sandboxed"); otherwise it is refused (``--sandbox required``, the default).
 """
 
 from __future__ import annotations
