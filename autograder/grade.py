@@ -14,6 +14,7 @@ import functools
 import logging
 import os
 import shutil
+import sys
 import traceback
 import warnings
 from collections.abc import Mapping
@@ -156,9 +157,11 @@ def expected_schema() -> frozenset[tuple[str, str, str, str]]:
     """The schema nbgrader gives a new gradebook (made once, in a temporary folder)."""
     import tempfile
 
-    from autograder.coursedir import _console_scripts_on_path
-
-    _console_scripts_on_path()  # nbgrader stamps a new gradebook with the `alembic` command
+    # nbgrader stamps a new gradebook with the `alembic` command, found through PATH: the one
+    # installed beside this Python (as `release` does, autograder/coursedir.py).
+    scripts = str(Path(sys.executable).parent)
+    if scripts not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = scripts + os.pathsep + os.environ.get("PATH", "")
     with tempfile.TemporaryDirectory() as folder:
         db = Path(folder) / "gradebook.db"
         with Gradebook(f"sqlite:///{db}", COURSE_ID):
