@@ -59,8 +59,8 @@ def _parser() -> argparse.ArgumentParser:
             "--sandbox",
             choices=SANDBOX_MODES,
             default=_DEFAULTS.sandbox,
-            help="bubblewrap filesystem sandbox: auto (use it where it runs, else say NOT "
-            "sandboxed on every result), required (refuse without it), off (%(default)s)",
+            help="bubblewrap sandbox: required (refuse, with the remedy, where it cannot run) or "
+            "off (grade without it; every result says NOT sandboxed) (%(default)s)",
         )
 
     def source_arg(p: argparse.ArgumentParser) -> None:

@@ -10,9 +10,11 @@ number of workers, and a failure while grading one submission is recorded as tha
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import shutil
+import sys
 import traceback
 import warnings
 from collections.abc import Mapping
@@ -61,6 +63,8 @@ def autograde(
         FileNotFoundError: no gradebook (no release made yet).
         RuntimeError: ``--sandbox required`` but the sandbox cannot run, or a test cell has
             no check.
+        GradebookTampered: the gradebook's schema is not nbgrader's (checked before grading
+            and before each write).
     """
     from tqdm.auto import tqdm
 
@@ -72,6 +76,7 @@ def autograde(
             f"No gradebook at {course.gradebook}\n"
             "  How to fix it: run `python -m autograder release` first."
         )
+    check_gradebook(course)
     course.work.mkdir(parents=True, exist_ok=True)
     # A snapshot taken while nobody writes: nbgrader reads the instructor's cells from it.
     template = (course.work / "template.db").resolve()
@@ -104,6 +109,13 @@ def autograde(
                     graded = future.result()
                 except Exception:  # a bug or an unexpected file: this student only
                     graded = grader_error(course, student, box.enforced + box.notes)
+                if not box.filesystem:  # on the page and in the CSV's reason, not only its column
+                    graded.result.reasons.insert(0, UNSANDBOXED)
+                try:
+                    check_gradebook(course)
+                except GradebookTampered:  # nothing more is written, nothing more is graded
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    raise
                 try:
                     record(course, student, graded, assignment.manual)
                 except Exception:  # the gradebook refused: this student only
@@ -116,6 +128,75 @@ def autograde(
     finally:
         template.unlink(missing_ok=True)
     return sorted(results, key=lambda r: r.student)
+
+
+#: The first reason of every result graded with ``--sandbox off``.
+UNSANDBOXED = (
+    "NOT sandboxed: graded with --sandbox off, so this notebook's code ran with the grader's access"
+)
+
+
+class GradebookTampered(RuntimeError):
+    """The gradebook's schema is not nbgrader's: something added a trigger, view or table."""
+
+
+def schema_of(db: Path) -> set[tuple[str, str, str, str]]:
+    """(type, name, table, normalized SQL) of every table, index, view and trigger of ``db``."""
+    import sqlite3
+
+    connection = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        rows = connection.execute("SELECT type, name, tbl_name, sql FROM sqlite_master").fetchall()
+    finally:
+        connection.close()
+    return {(t, n, tbl, " ".join((sql or "").split())) for t, n, tbl, sql in rows}
+
+
+@functools.lru_cache(maxsize=1)
+def expected_schema() -> frozenset[tuple[str, str, str, str]]:
+    """The schema nbgrader gives a new gradebook (made once, in a temporary folder)."""
+    import tempfile
+
+    # nbgrader stamps a new gradebook with the `alembic` command, found through PATH: the one
+    # installed beside this Python (as `release` does, autograder/coursedir.py).
+    scripts = str(Path(sys.executable).parent)
+    if scripts not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = scripts + os.pathsep + os.environ.get("PATH", "")
+    with tempfile.TemporaryDirectory() as folder:
+        db = Path(folder) / "gradebook.db"
+        with Gradebook(f"sqlite:///{db}", COURSE_ID):
+            pass
+        return frozenset(schema_of(db))
+
+
+def check_gradebook(course: CourseDir) -> None:
+    """Stop grading when the gradebook's schema differs from nbgrader's.
+
+    A trigger, view, table or index that nbgrader did not create (student code run without a
+    sandbox could plant one that rewrites every score) is found before any score is written.
+
+    Raises:
+        GradebookTampered: with what differs and the remedy.
+    """
+    found = schema_of(course.gradebook)
+    expected = expected_schema()
+    extra = sorted(f"{t} {n}" for t, n, _, _ in found - expected)
+    missing = sorted(f"{t} {n}" for t, n, _, _ in expected - found)
+    if extra or missing:
+        raise GradebookTampered(
+            f"The gradebook {course.gradebook} has been changed: "
+            + "; ".join(
+                part
+                for part in (
+                    f"not nbgrader's: {', '.join(extra)}" if extra else "",
+                    f"missing or altered: {', '.join(missing)}" if missing else "",
+                )
+                if part
+            )
+            + "\n  Grading stopped before writing any more scores. How to fix it: restore the "
+            "gradebook from a backup (or run `release` again in a fresh course folder), grade "
+            "with the sandbox (the default), and look at who ran code unsandboxed."
+        )
 
 
 def grader_error(course: CourseDir, student: str, notes: list[str]) -> Graded:

@@ -64,6 +64,8 @@ _ETC = (
 )
 #: Top-level system folders; symlinks (merged /usr) are recreated as symlinks.
 _SYSTEM = ("usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32")
+#: The uid and gid inside the sandbox when the grader runs as root ("nobody").
+SANDBOX_ID = 65534
 #: Where the sandbox's private Jupyter runtime folder lives unless ``env`` names one.
 RUNTIME_DIR = "/run/jupyter"
 #: Host environment variables that may enter a sandbox (see :func:`sandbox_env`).
@@ -82,22 +84,45 @@ def sandbox_available() -> tuple[bool, str]:
     """
     if shutil.which("bwrap") is None:
         return False, f"bubblewrap (bwrap) is not installed. How to fix it: {REMEDY}."
+    fd = filter_fd()
     probe = wrap_command(
         [sys.executable, "-c", "import os, sys; sys.exit(0 if os.getpid() < 10 else 3)"],
         writable=[],
         readonly=[],
         hide=[],
         env={},
+        seccomp_fd=fd,
+        tmp_mb=16,
     )
     try:
-        done = subprocess.run(probe, capture_output=True, timeout=60, check=False)
+        done = subprocess.run(
+            probe,
+            capture_output=True,
+            timeout=60,
+            check=False,
+            pass_fds=() if fd is None else (fd,),
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         return False, f"bubblewrap could not start a sandbox ({exc}). How to fix it: {REMEDY}."
+    finally:
+        if fd is not None:
+            os.close(fd)
     if done.returncode != 0:
         said = done.stderr.decode("utf-8", "replace").strip().splitlines()[-1:]
         detail = said[0] if said else f"exit code {done.returncode}"
         return False, f"bubblewrap could not start a sandbox ({detail}). How to fix it: {REMEDY}."
     return True, ""
+
+
+def filter_fd() -> int | None:
+    """A fresh file descriptor with the seccomp filter, or None on an architecture without
+    a syscall table here (x86-64 and aarch64 have one)."""
+    from autograder.seccomp import UnsupportedArch, program_fd
+
+    try:
+        return program_fd()
+    except UnsupportedArch:
+        return None
 
 
 def sandbox_env(env: dict[str, str]) -> dict[str, str]:
@@ -131,19 +156,55 @@ def python_roots() -> list[Path]:
 _PROJECT_FILES = ("pyproject.toml", "setup.py", "setup.cfg")
 
 
+#: Top-level names that must not be importable inside, from any location.
+GRADING_PACKAGES = ("solutions", "autograder")
+#: The only package bound from a project folder (a checkout of this course).
+STUDENT_PACKAGES = ("course",)
+
+
 def _project_parts(folder: Path) -> list[Path]:
     """A sys.path folder outside the environment: its package folders and project files only.
 
     Running ``python -m autograder`` puts the working folder on ``sys.path``; binding it whole
-    would show ``grading/`` (gradebook, originals) and everything else beside the code.
+    would show ``grading/`` (gradebook, originals) and everything else beside the code. Of a
+    project folder (one with a ``pyproject.toml``...) only the ``course`` package is bound; of
+    any other folder its packages except ``solutions`` and ``autograder``.
     """
     if _is_site_dir(folder):
         return [folder]
     parts = [folder / name for name in _PROJECT_FILES if (folder / name).is_file()]
+    project = bool(parts)
     for child in sorted(folder.iterdir()):
-        if not child.name.startswith(".") and (child / "__init__.py").is_file():
-            parts.append(child)
+        if child.name.startswith(".") or not (child / "__init__.py").is_file():
+            continue
+        if child.name in GRADING_PACKAGES or (project and child.name not in STUDENT_PACKAGES):
+            continue
+        parts.append(child)
     return [p.resolve() for p in parts]
+
+
+def grading_package_copies() -> list[Path]:
+    """Every copy of ``solutions`` and ``autograder`` a bound tree could show, to be masked.
+
+    Looks in every ``sys.path`` folder (site-packages, ``.pth`` entries, the working folder)
+    and in the mappings of editable installs: a package folder, a namespace folder, a module
+    file or an extension module of either name is hidden wherever it lies.
+    """
+    found: set[Path] = set()
+    for entry in sys.path:
+        if not entry or not Path(entry).is_dir():
+            continue
+        folder = Path(entry)
+        for name in GRADING_PACKAGES:
+            if (folder / name).is_dir():
+                found.add((folder / name).resolve())
+            found.update(p.resolve() for p in folder.glob(f"{name}.py"))
+            found.update(p.resolve() for p in folder.glob(f"{name}.*.so"))
+            found.update(p.resolve() for p in folder.glob(f"{name}.pth"))
+    for name, target in _editable_mapping().items():
+        if name.split(".")[0] in GRADING_PACKAGES:
+            found.add(target)
+    return sorted(found)
 
 
 def _is_site_dir(folder: Path) -> bool:
@@ -154,10 +215,20 @@ _MAPPING = re.compile(r"^MAPPING\s*(?::[^=]*)?=\s*(\{.*?\})\s*$", re.M | re.S)
 
 
 def _editable_packages() -> list[Path]:
-    """Package folders of PEP 660 editable installs (setuptools' ``__editable__`` finders)."""
+    """Package folders of PEP 660 editable installs (setuptools' ``__editable__`` finders),
+    except the grading packages (never bound)."""
+    return [
+        path
+        for name, path in _editable_mapping().items()
+        if name.split(".")[0] not in GRADING_PACKAGES
+    ]
+
+
+def _editable_mapping() -> dict[str, Path]:
+    """Top-level name -> folder of every PEP 660 editable install on ``sys.path``."""
     import ast
 
-    found = []
+    found: dict[str, Path] = {}
     for entry in sys.path:
         if not entry or not Path(entry).is_dir():
             continue
@@ -169,7 +240,10 @@ def _editable_packages() -> list[Path]:
                 mapping = ast.literal_eval(match.group(1))
             except (ValueError, SyntaxError):
                 continue
-            found += [Path(p).resolve() for p in mapping.values() if Path(p).exists()]
+            if isinstance(mapping, dict):
+                found.update(
+                    {str(k): Path(p).resolve() for k, p in mapping.items() if Path(p).exists()}
+                )
     return found
 
 
@@ -181,7 +255,7 @@ def _mount_args(writable: list[Path], readonly: list[Path], hide: list[Path]) ->
         ("ro", python_roots()),
         ("ro", readonly),
         ("rw", writable),
-        ("hide", hide),
+        ("hide", [*hide, *grading_package_copies()]),
     ):
         for raw in paths:
             path = Path(raw).resolve()
@@ -247,6 +321,8 @@ def wrap_command(
     hide: list[Path],
     env: dict[str, str],
     network: bool = False,
+    seccomp_fd: int | None = None,
+    tmp_mb: int = 0,
 ) -> list[str]:
     """``argv`` wrapped in a bubblewrap sandbox (see the module docstring for what it sees).
 
@@ -261,6 +337,13 @@ def wrap_command(
         env: the whole environment inside. Where it sets no ``HOME``, ``TMPDIR`` or
             ``JUPYTER_RUNTIME_DIR``, they point into the sandbox's own ``/tmp`` and ``/run``.
         network: keep the host's network (``--network allow``); default: none at all.
+        seccomp_fd: an open file descriptor holding the seccomp filter
+            (:func:`autograder.seccomp.program_fd`); pass it in ``pass_fds`` too.
+        tmp_mb: size of the private ``/tmp`` in MiB (0: the tmpfs default, half the RAM).
+
+    Every capability is dropped (``--cap-drop ALL``) in a user namespace of its own, whoever
+    runs the grader: as root the command runs as uid/gid 65534 inside, so nothing in it is
+    privileged, and bubblewrap sets ``no_new_privs``.
 
     Returns:
         The command line to pass to ``subprocess.Popen`` (with the caller's rlimits in
@@ -275,7 +358,12 @@ def wrap_command(
     }
     args = [
         "bwrap",
-        "--unshare-all",  # user (where needed), mount, PID, network, IPC, UTS, cgroup
+        "--unshare-all",  # user, mount, PID, network, IPC, UTS, cgroup
+        "--unshare-user",  # required, not "where possible": capabilities stay inside it
+        *(["--uid", str(SANDBOX_ID), "--gid", str(SANDBOX_ID)] if os.geteuid() == 0 else []),
+        "--cap-drop",
+        "ALL",
+        *(["--seccomp", str(seccomp_fd)] if seccomp_fd is not None else []),
         "--die-with-parent",
         "--new-session",
         "--clearenv",
@@ -285,8 +373,11 @@ def wrap_command(
         "/proc",
         "--dev",
         "/dev",
+        *(["--size", str(tmp_mb * 1024 * 1024)] if tmp_mb > 0 else []),
         "--tmpfs",
         "/tmp",
+        "--size",
+        str(16 * 1024 * 1024),
         "--tmpfs",
         "/run",
         "--dir",

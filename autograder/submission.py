@@ -125,6 +125,8 @@ def grade_submission(
                 gid: v.message for gid, v in graded.verdicts.items() if not v.passed
             }
             result.reasons += run_errors(prepared, outcome)
+            if outcome.limit:  # a process of it was stopped by a bound; the rest went on
+                result.reasons.append(limit_reason(outcome, limits))
             # A written answer deleted or left as the stub has nothing to grade by hand.
             blank = {c.grade_id for c in changes if c.change in ("deleted", "unanswered")}
             graded.manual_answered = set(assignment.manual) - blank
@@ -179,8 +181,27 @@ def restore_cells(nb: NotebookNode, released: NotebookNode) -> None:
             position += 1
 
 
+#: What each submission-wide bound means to a student (the run's ``limit``).
+LIMIT_REASONS = {
+    "memory": "the submission went over its memory cap of {memory_mb} MiB (all its processes "
+    "together, files in /tmp included)",
+    "processes": "the submission tried to run more than {max_processes} processes or threads "
+    "at once (its process cap)",
+    "disk": "the submission wrote more than {disk_mb} MiB into its folder (its disk cap)",
+}
+
+
+def limit_reason(outcome: RunOutcome, limits: Limits) -> str:
+    """The student-readable line for the bound the run hit ("" when none)."""
+    text = LIMIT_REASONS.get(outcome.limit, "")
+    return text.format(**limits.to_dict()) if text else ""
+
+
 def outcome_reason(outcome: RunOutcome, limits: Limits) -> tuple[str, str] | None:
     """(status, reason) when the run ended without a notebook to score, else None."""
+    hit = limit_reason(outcome, limits)
+    if hit and (outcome.limit == "disk" or outcome.state != "ok" or outcome.executed is None):
+        return "crashed", f"{hit}; it was stopped there"
     if outcome.state == "timeout":
         return "timeout", (
             f"grading took longer than {limits.submission_timeout} s and was stopped: "

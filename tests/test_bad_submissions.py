@@ -134,6 +134,8 @@ def _submissions(course: CourseDir) -> dict[str, bytes]:
         name("memory"): nb(
             _with_cell(good, "hog = bytearray(10 * 1024**3)", "square-test")
         ).encode(),
+        # (Left out where there is no sandbox: the planted trigger would then stop grading,
+        # which test_isolation checks on its own.)
         name("gradebook"): nb(
             _with_cell(
                 with_source(good, "cube-answer", "def cube(x):\n    return 0\n"),
@@ -173,6 +175,8 @@ def _submissions(course: CourseDir) -> dict[str, bytes]:
             )
         ).encode(),
     }
+    if not isolation(LIMITS).filesystem:
+        del files[name("gradebook")]
     return files
 
 

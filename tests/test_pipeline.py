@@ -230,7 +230,7 @@ def test_sandbox_cuts_network_where_possible(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr(limits_module, "network_namespace_available", lambda: True)
     box = make_sandbox(Limits(memory_mb=1000, sandbox="off"))
     assert box.prefix[0] == "unshare" and "--net" in box.prefix
-    assert any("RLIMIT_AS" in e for e in box.enforced)
+    assert any("RLIMIT_AS" in e or "memory 1000 MiB" in e for e in box.enforced)
 
 
 # --- intake -------------------------------------------------------------------------------

@@ -107,13 +107,14 @@ def test_hidden_package_dirs_are_empty(tmp_path: Path) -> None:
 
 
 @needs_bwrap
-def test_a_project_folder_on_sys_path_shows_only_its_packages(
+def test_a_project_folder_on_sys_path_shows_only_its_course_package(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     project = tmp_path / "proj"
-    (project / "pkg").mkdir(parents=True)
-    (project / "pkg" / "__init__.py").write_text("X = 1\n", encoding="utf-8")
-    (project / "pkg" / "key.txt").write_text("instructor key", encoding="utf-8")
+    for name in ("course", "solutions", "tools"):
+        (project / name).mkdir(parents=True)
+        (project / name / "__init__.py").write_text("X = 1\n", encoding="utf-8")
+    (project / "course" / "key.txt").write_text("instructor key", encoding="utf-8")
     (project / "pyproject.toml").write_text("[project]\n", encoding="utf-8")
     (project / "grading").mkdir()
     (project / "grading" / "gradebook.db").write_text("scores", encoding="utf-8")
@@ -121,12 +122,12 @@ def test_a_project_folder_on_sys_path_shows_only_its_packages(
     monkeypatch.syspath_prepend(str(project))  # as `python -m autograder` run from there
     code = TRY + (
         f"attempt('ls', lambda: sorted(os.listdir({str(project)!r})))\n"
-        f"attempt('pkg', lambda: open({str(project / 'pkg' / '__init__.py')!r}).read())\n"
+        f"attempt('pkg', lambda: open({str(project / 'course' / '__init__.py')!r}).read())\n"
         f"attempt('notes', lambda: open({str(project / 'notes.txt')!r}).read())\n"
-        f"attempt('key', lambda: open({str(project / 'pkg' / 'key.txt')!r}).read())\n"
+        f"attempt('key', lambda: open({str(project / 'course' / 'key.txt')!r}).read())\n"
     )
-    out = run_inside(code, tmp_path, hide=[project / "pkg" / "key.txt"])
-    assert out["ls"] == ["ok", ["pkg", "pyproject.toml"]]
+    out = run_inside(code, tmp_path, hide=[project / "course" / "key.txt"])
+    assert out["ls"] == ["ok", ["course", "pyproject.toml"]]  # not solutions/, not tools/
     assert out["pkg"] == ["ok", "X = 1\n"]
     assert out["notes"][0] == "denied"
     assert out["key"][0] == "denied"  # a hidden file cannot be opened
@@ -352,8 +353,11 @@ def test_required_refuses_without_bubblewrap(monkeypatch: pytest.MonkeyPatch) ->
     )
     with pytest.raises(RuntimeError, match="install bubblewrap|bwrap is not installed"):
         make_sandbox(Limits(sandbox="required"))
-    box = make_sandbox(Limits(sandbox="auto"))
-    assert not box.filesystem and any(n.startswith("NOT sandboxed") for n in box.notes)
+    monkeypatch.delenv(limits_module.SANDBOX_ENV, raising=False)
+    with pytest.raises(RuntimeError, match="--sandbox off"):  # the default refuses too
+        make_sandbox(Limits())
+    with pytest.raises(ValueError):  # no mode grades unsandboxed without being asked to
+        make_sandbox(Limits(sandbox="auto"))
     off = make_sandbox(Limits(sandbox="off"))
     assert not off.filesystem and any("NOT sandboxed (--sandbox off)" in n for n in off.notes)
 
@@ -369,10 +373,12 @@ def test_required_message_names_the_remedy(monkeypatch: pytest.MonkeyPatch) -> N
 
 
 @needs_bwrap
-def test_auto_uses_the_sandbox_where_it_runs() -> None:
+def test_the_default_uses_the_sandbox_where_it_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(limits_module.SANDBOX_ENV, raising=False)
     box = make_sandbox(Limits())
     assert box.filesystem and box.prefix == []
-    assert any("bubblewrap" in e for e in box.enforced) and not box.notes
+    assert any("bubblewrap" in e for e in box.enforced)
+    assert not any(n.startswith("NOT sandboxed") for n in box.notes)
     argv = box.wrap(["/bin/true"], writable=[], readonly=[], hide=[], env={})
     assert argv[0] == "bwrap"
 
@@ -468,6 +474,11 @@ def test_a_kernel_in_the_sandbox_is_driven_and_interrupted_from_outside(tmp_path
             env={"PYTHONWARNINGS": "ignore"},
         )
         proc = subprocess.Popen(argv, start_new_session=True, stdout=subprocess.DEVNULL)
+        # Connect once the kernel has bound its sockets: a heartbeat sent earlier is lost and
+        # the client then takes the kernel for dead (seen under load).
+        deadline = time.monotonic() + 120
+        while len(list(shared.glob("k-*"))) < 5 and time.monotonic() < deadline:
+            time.sleep(0.1)
         client = BlockingKernelClient()
         client.load_connection_file(conn)
         client.start_channels()
