@@ -32,7 +32,7 @@ from autograder.prepare import PreparationError, prepare_notebook
 from autograder.results import Result
 from autograder.sandbox_run import RunOutcome, run_notebook
 from autograder.scoring import Check, Verdict, score_all
-from course.notebooks import CHECK_KEY, cell_changes, cell_errors, grade_id, readability_problem
+from course.notebooks import CHECK_KEY, cell_errors, grade_id, readability_problem, review
 
 #: Output types kept from the kernel in the autograded notebook (no HTML, no JavaScript).
 SAFE_MIME = ("text/plain", "image/png", "image/jpeg")
@@ -84,7 +84,11 @@ def grade_submission(
         result.reasons.append(problem)
         return graded
     submitted = nbformat.reads(data.decode("utf-8"), as_version=4)
-    changes = cell_changes(assignment.released.metadata.get(CHECK_KEY, {}), submitted)
+    # Copies of graded cells (Jupyter copy and paste) and student-added graded cells become
+    # ordinary cells; course.check makes the same call, so it predicts this exactly.
+    reviewed = review(assignment.released.metadata.get(CHECK_KEY, {}), submitted)
+    changes = reviewed.changes
+    result.reasons += [f.reason for f in reviewed.fixes]
     result.reasons += [change_reason(c) for c in changes]
     # Deleted answer and locked cells come back as released (nbgrader's add_missing_cells
     # restores test cells, and needs the answer cell before each one to be there).
