@@ -100,9 +100,9 @@ def sha256(path: Path) -> str:
 def _entries(inbox: Path) -> list[tuple[str, object]]:
     """(name to match, handle) for every file in a folder or zip, in a stable order.
 
-    In a zip, one folder holding everything (the export's own wrapper, when every entry is at
-    least two folders deep) is dropped from the names; nothing else is, so a folder always
-    belongs to its top-level owner.
+    In a zip, one folder holding everything (the export's own wrapper: every entry at least two
+    folders deep, in several student folders) is dropped from the names; nothing else is, so a
+    folder always belongs to its top-level owner.
     """
     if inbox.is_file() and zipfile.is_zipfile(inbox):
         with zipfile.ZipFile(inbox) as archive:
@@ -110,7 +110,8 @@ def _entries(inbox: Path) -> list[tuple[str, object]]:
         infos = [i for i in infos if not any(s in i.filename for s in _SKIP)]
         split = [[p for p in i.filename.split("/") if p not in ("", ".")] for i in infos]
         tops = {parts[0] for parts in split if parts}
-        wrapper = len(tops) == 1 and all(len(parts) >= 3 for parts in split)
+        seconds = {parts[1] for parts in split if len(parts) > 1}
+        wrapper = len(tops) == 1 and len(seconds) > 1 and all(len(p) >= 3 for p in split)
         out = []
         for info, parts in zip(infos, split, strict=True):
             parts = parts[1:] if wrapper else parts
