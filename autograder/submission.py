@@ -30,7 +30,7 @@ from autograder.intake import load_intake
 from autograder.limits import Limits, Sandbox
 from autograder.prepare import PreparationError, prepare_notebook
 from autograder.results import Result
-from autograder.sandbox_run import RunOutcome, run_notebook
+from autograder.sandbox_run import EXECUTED, MAX_NOTEBOOK_BYTES, RunOutcome, run_notebook
 from autograder.scoring import Check, Verdict, score_all
 from course.notebooks import CHECK_KEY, cell_errors, grade_id, readability_problem, review
 
@@ -116,7 +116,7 @@ def grade_submission(
             threads=threads,
             course_root=course.root,
         )
-        stopped = outcome_reason(outcome, limits)
+        stopped = outcome_reason(outcome, limits, scratch)
         if stopped:
             result.status, reason = stopped
             result.reasons.append(reason)
@@ -183,8 +183,14 @@ def restore_cells(nb: NotebookNode, released: NotebookNode) -> None:
             position += 1
 
 
-def outcome_reason(outcome: RunOutcome, limits: Limits) -> tuple[str, str] | None:
-    """(status, reason) when the run ended without a notebook to score, else None."""
+def outcome_reason(
+    outcome: RunOutcome, limits: Limits, scratch: Path | None = None
+) -> tuple[str, str] | None:
+    """(status, reason) when the run ended without a notebook to score, else None.
+
+    ``scratch`` (the run's folder) lets the reason name the true cause when the executed
+    notebook exists but is over the size the grader reads back.
+    """
     if outcome.state == "timeout":
         return "timeout", (
             f"grading took longer than {limits.submission_timeout} s and was stopped: "
@@ -201,6 +207,14 @@ def outcome_reason(outcome: RunOutcome, limits: Limits) -> tuple[str, str] | Non
             f"{limits.cell_timeout} s limit and ignored the interrupt: an endless loop that "
             "catches KeyboardInterrupt?), so grading stopped there"
         )
+    executed = scratch / EXECUTED if scratch is not None else None
+    if outcome.executed is None and executed is not None and _size(executed) > MAX_NOTEBOOK_BYTES:
+        return "crashed", (
+            f"the notebook with its outputs is {_size(executed) / 2**20:.0f} MB, over the "
+            f"{MAX_NOTEBOOK_BYTES >> 20} MB the grader reads back, so it could not be scored: "
+            "remove large outputs and pasted data (print less, do not display whole tensors) "
+            "and submit again"
+        )
     if outcome.state != "ok" or outcome.executed is None:
         detail = f": {outcome.detail}" if outcome.detail else ""
         return "crashed", (
@@ -208,6 +222,13 @@ def outcome_reason(outcome: RunOutcome, limits: Limits) -> tuple[str, str] | Non
             f"memory cap {limits.memory_mb} MiB?){detail}"
         )
     return None
+
+
+def _size(path: Path) -> int:
+    try:
+        return 0 if path.is_symlink() else path.stat().st_size
+    except OSError:
+        return 0
 
 
 def run_errors(prepared: NotebookNode, outcome: RunOutcome, limit: int = 3) -> list[str]:

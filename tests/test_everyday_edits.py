@@ -94,3 +94,18 @@ def test_deeply_nested_notebook_is_a_reason_not_a_crash(
     path.write_bytes(data)
     status, out = run_check(path, capsys)
     assert status == 1 and "nested too deeply" in out
+
+
+def test_an_executed_notebook_over_the_read_back_size_is_named_as_that(tmp_path: Path) -> None:
+    from autograder.limits import Limits
+    from autograder.sandbox_run import EXECUTED, MAX_NOTEBOOK_BYTES, RunOutcome
+    from autograder.submission import outcome_reason
+
+    with open(tmp_path / EXECUTED, "wb") as handle:  # sparse: no disk used
+        handle.truncate(MAX_NOTEBOOK_BYTES + 5 * 2**20)
+    status, reason = outcome_reason(RunOutcome("ok", None), Limits(), tmp_path) or ("", "")
+    assert status == "crashed" and "over the 32 MB the grader reads back" in reason
+    assert "memory cap" not in reason
+    (tmp_path / EXECUTED).unlink()
+    _, reason = outcome_reason(RunOutcome("ok", None), Limits(), tmp_path) or ("", "")
+    assert "memory cap" in reason  # no notebook at all: the old reason stands
