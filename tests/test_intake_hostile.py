@@ -136,6 +136,9 @@ def test_id_rules_keep_todays_names() -> None:
     assert safe_id("Jan de Vries") == "Jan_de_Vries" and safe_id("müller") == "müller"
     assert safe_id(".") == safe_id("..") == safe_id("/") == "unknown"
     assert safe_id("a\x00b/../c") == "a_b_.._c"
+    # Ids are printed raw on the progress bar: they can hold no control character.
+    nasty = "".join(chr(c) for c in range(0x250)) + "\u202e\u2066\ufeff"
+    assert printable(safe_id(nasty)) == safe_id(nasty)
     ids = assign_ids(["jdoe", "jdoe.", ".jdoe"])
     assert ids["jdoe"] == "jdoe" and len(set(ids.values())) == 3
     # An id given to an earlier collect's student stays theirs.
