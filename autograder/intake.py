@@ -5,11 +5,7 @@ Accepted inputs: a folder, or a zip as an LMS exports it. Names are read by
 replaces its patterns). LMS re-upload suffixes (``-1``, `` (1)``) are removed from the file
 name before it is compared with the expected name.
 
-**The latest upload wins.** When a student has several notebooks, the one graded is the latest
-with the expected name (else the latest of all), ordered by, in turn: a timestamp in the name
-(``2024-05-01T10-00-00``, ``2024-05-01 10:00``, ``2024-05-01``), Canvas's ``LATE`` marker, the
-number Canvas gives each upload (the second number, ``jdoe_12345_67890_...``), the re-upload
-suffix (none < ``-1`` < ``-2``, `` (1)`` < `` (2)``), then the name. The reasons say so
+**The latest upload wins** (order: :mod:`autograder.lms_names`); the reasons say which
 ("3 uploads; graded the latest: ...").
 
 A file whose name matches no pattern is never dropped silently: it is recorded in
@@ -46,6 +42,7 @@ from autograder.lms_names import (
     assign_ids,
     match_name,
     parse_name,
+    read_roster,
     safe_filename,
     safe_id,
 )
@@ -207,35 +204,6 @@ def _owners(course: CourseDir, ids: set[str]) -> dict[str, str]:
         except (OSError, ValueError, TypeError):
             continue
     return owners
-
-
-def read_roster(path: Path) -> list[str]:
-    """Student ids from a roster file: one a line, or a CSV whose first column is the id.
-
-    A header row (``student``, ``id``, ``login``...) and blank lines are skipped.
-
-    Raises:
-        FileNotFoundError: no file at ``path``.
-    """
-    import csv
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"No roster at {path}\n"
-            "  How to fix it: pass a text file with one student id a line (or a CSV whose first "
-            "column is the id)."
-        )
-    ids = []
-    with open(path, newline="", encoding="utf-8-sig") as handle:
-        for row in csv.reader(handle):
-            if not row or not row[0].strip():
-                continue
-            value = row[0].strip()
-            if not ids and value.lower() in ("student", "id", "student_id", "login", "username"):
-                continue
-            ids.append(safe_id(value))
-    return ids
 
 
 def _roster_missing(course: CourseDir, roster: Path, present: set[str], stamp: str) -> list[Intake]:

@@ -21,6 +21,15 @@ Ids become folder names, so :func:`safe_id` keeps letters of any alphabet, digit
 them is left), and an id longer than :data:`MAX_ID_BYTES` is cut and given a hash of the whole
 name. Two different LMS names that give the same id (``jdoe`` and ``jdoe.``) are never merged:
 :func:`assign_ids` keeps the id for one and gives the other a suffix from a hash of its name.
+
+**Upload order.** When a student has several notebooks, the one graded is the latest
+with the expected name (else the latest of all), ordered by, in turn: a timestamp in the name
+(``2024-05-01T10-00-00``, ``2024-05-01 10:00``, ``2024-05-01``), Canvas's ``LATE`` marker, the
+number Canvas gives each upload (the second number, ``jdoe_12345_67890_...``), the re-upload
+suffix (none < ``-1`` < ``-2``, `` (1)`` < `` (2)``), then the name. The reasons say so
+("3 uploads; graded the latest: ...").
+
+:func:`read_roster` reads ids from a roster file the same way.
 """
 
 from __future__ import annotations
@@ -29,7 +38,7 @@ import hashlib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 PATTERNS: dict[str, str] = {
     "canvas": (
@@ -173,3 +182,32 @@ def safe_filename(name: str) -> str:
         clean = _cut(clean[: len(clean) - len(ext)] if ext else clean, room) + "-"
         clean += short_hash(name) + ext
     return clean
+
+
+def read_roster(path: Path) -> list[str]:
+    """Student ids from a roster file: one a line, or a CSV whose first column is the id.
+
+    A header row (``student``, ``id``, ``login``...) and blank lines are skipped.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+    """
+    import csv
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"No roster at {path}\n"
+            "  How to fix it: pass a text file with one student id a line (or a CSV whose first "
+            "column is the id)."
+        )
+    ids = []
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        for row in csv.reader(handle):
+            if not row or not row[0].strip():
+                continue
+            value = row[0].strip()
+            if not ids and value.lower() in ("student", "id", "student_id", "login", "username"):
+                continue
+            ids.append(safe_id(value))
+    return ids
