@@ -92,8 +92,11 @@ def build(job: PageJob, seconds: float = PAGE_SECONDS, memory_mb: int = PAGE_MEM
             f"show here (at most {MAX_NOTEBOOK_BYTES >> 20} MB): print less and remove "
             "large pasted data"
         )
-    proc = _context().Process(target=_child, args=(job, memory_mb), daemon=True)
-    proc.start()
+    try:
+        proc = _context().Process(target=_child, args=(job, memory_mb), daemon=True)
+        proc.start()
+    except Exception as error:  # the machine refused a process: this page only
+        return Built(problem=f"the page builder could not start ({type(error).__name__})")
     proc.join(seconds)
     if proc.is_alive():
         proc.kill()
