@@ -155,12 +155,14 @@ def main(argv: list[str] | None = None) -> int:
             intakes, unmatched = pipeline.collect(
                 course, args.inbox, pattern=args.pattern, roster=args.roster
             )
+            from autograder.report import printable  # control characters escaped
+
             for intake in intakes:
                 status = "no notebook" if intake.missing else intake.chosen
                 notes = f"  ({'; '.join(intake.notes)})" if intake.notes else ""
-                print(f"{intake.student}: {status}{notes}")
+                print(printable(f"{intake.student}: {status}{notes}"))
             for name in unmatched:
-                print(f"NOT COLLECTED (no student id in the name): {name}")
+                print(printable(f"NOT COLLECTED (no student id in the name): {name}"))
             print(f"collected {len(intakes)} student(s) into {course.root}")
         elif cmd == "reference":
             print(f"reference submission: {pipeline.reference_submission(course, args.out)}")

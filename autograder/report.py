@@ -2,6 +2,9 @@
 
 Everything a student reads (feedback pages, the CSV's reasons) goes through
 :mod:`autograder.safe_html`: no student script runs in a page, no instructor path shows.
+Everything a student controls (ids, file names, reasons) reaches the instructor's tools
+encoded: every CSV cell through :func:`csv_cell` (no formula), everything printed through
+:func:`printable` (no control character, so no forged row and no terminal escape).
 """
 
 from __future__ import annotations
@@ -9,12 +12,13 @@ from __future__ import annotations
 import csv
 import html
 import textwrap
+import unicodedata
 from pathlib import Path
 
-from autograder.coursedir import CourseDir, nbgrader_config
+from autograder.coursedir import CourseDir
 from autograder.grade import Result
 from autograder.intake import load_unmatched
-from autograder.safe_html import instructor_paths, sanitize_page, scrub_paths
+from autograder.safe_html import instructor_paths, scrub_paths
 
 CSV_FIELDS = (
     "student",
@@ -29,12 +33,54 @@ CSV_FIELDS = (
 )
 
 
+#: First characters that make a spreadsheet read a cell as a formula.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+#: Invisible characters that reorder text on a terminal (bidirectional controls).
+_BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def csv_cell(value: object) -> str:
+    """``value`` as a CSV cell a spreadsheet shows as text (formula starts get a ``'``)."""
+    text = str(value)
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def printable(value: object) -> str:
+    """``value`` with control characters escaped (``\\n``, ``\\x1b``...), fit for a terminal.
+
+    Newlines, escape sequences and bidirectional controls in a student's file name or id
+    cannot forge a row, clear the screen or retitle the window.
+    """
+    out = []
+    for ch in str(value):
+        if ch in _BIDI or unicodedata.category(ch) in ("Cc", "Cs", "Zl", "Zp"):
+            out.append(ch.encode("unicode_escape", "backslashreplace").decode("ascii"))
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
 def load_results(course: CourseDir) -> list[Result]:
-    """The last autograde result of every student who has one, sorted by student."""
+    """The last autograde result of every student who has one, sorted by student.
+
+    A result file that cannot be read becomes that student's ``error`` (the others load).
+    """
     folder = course.root / "results"
     if not folder.is_dir():
         return []
-    return [Result.load(course, p.stem) for p in sorted(folder.glob("*.json"))]
+    results = []
+    for path in sorted(folder.glob("*.json")):
+        try:
+            results.append(Result.load(course, path.stem))
+        except Exception:  # a damaged file: this student only
+            results.append(
+                Result(
+                    path.stem,
+                    "error",
+                    reasons=["the grader's result file could not be read: grade again"],
+                )
+            )
+    return results
 
 
 def score_text(r: Result) -> str:
@@ -79,6 +125,7 @@ def summary_table(
     rows = [("student", "score/max", "status", "reason")]
     rows += [(r.student, score_text(r), r.status, reason_text(r)) for r in results]
     rows += [(name, "-", "unmatched", _UNMATCHED_REASON) for name in unmatched or []]
+    rows = [tuple(printable(cell) for cell in row) for row in rows]
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     room = max(30, width - sum(widths) - 6)
     indent = " " * (sum(widths) + 6)
@@ -112,33 +159,31 @@ def export_csv(course: CourseDir, path: Path | None = None) -> Path:
         writer = csv.DictWriter(handle, fieldnames=CSV_FIELDS)
         writer.writeheader()
         for r in results:
-            writer.writerow(
-                {
-                    "student": r.student,
-                    "status": r.status,
-                    "score": f"{r.score:g}",
-                    "max_score": f"{r.max_score:g}",
-                    "autograded_max": f"{r.max_score - r.manual_pending:g}",
-                    "manual_pending": f"{r.manual_pending:g}",
-                    "percent": f"{100 * r.score / r.max_score:.1f}" if r.max_score else "0.0",
-                    "reason": scrub_paths(reason_text(r), paths),
-                    "sandbox": sandbox_text(r),
-                }
-            )
+            row = {
+                "student": r.student,
+                "status": r.status,
+                "score": f"{r.score:g}",
+                "max_score": f"{r.max_score:g}",
+                "autograded_max": f"{r.max_score - r.manual_pending:g}",
+                "manual_pending": f"{r.manual_pending:g}",
+                "percent": f"{100 * r.score / r.max_score:.1f}" if r.max_score else "0.0",
+                "reason": scrub_paths(reason_text(r), paths),
+                "sandbox": sandbox_text(r),
+            }
+            writer.writerow({k: csv_cell(v) for k, v in row.items()})
         for name in load_unmatched(course):
-            writer.writerow(
-                {
-                    "student": name,
-                    "status": "unmatched",
-                    "score": "",
-                    "max_score": "",
-                    "autograded_max": "",
-                    "manual_pending": "",
-                    "percent": "",
-                    "reason": _UNMATCHED_REASON,
-                    "sandbox": "",
-                }
-            )
+            row = {
+                "student": name,
+                "status": "unmatched",
+                "score": "",
+                "max_score": "",
+                "autograded_max": "",
+                "manual_pending": "",
+                "percent": "",
+                "reason": _UNMATCHED_REASON,
+                "sandbox": "",
+            }
+            writer.writerow({k: csv_cell(v) for k, v in row.items()})
     return path
 
 
@@ -158,52 +203,52 @@ def refresh_scores(course: CourseDir, results: list[Result]) -> None:
             r.save(course)
 
 
-def feedback(course: CourseDir) -> list[Path]:
+def feedback(course: CourseDir, *, seconds: float | None = None) -> list[Path]:
     """Write one HTML feedback file per student; return their paths.
 
-    Graded notebooks go through nbgrader's ``GenerateFeedback`` (with
-    :class:`autograder.safe_html.SanitizeOutputs` after its ``GetGrades``); a banner with the
-    score and every reason is added on top, and the page is sanitized
-    (:func:`autograder.safe_html.sanitize_page`). Submissions that could not be run at all get a
-    page of their own with the reason and what to do.
-    """
-    from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
-    from nbgrader.converters import GenerateFeedback
-    from nbgrader.coursedir import CourseDirectory
-    from nbgrader.preprocessors import GetGrades
+    Each page is built on its own (:mod:`autograder.feedback_page`): the student's autograded
+    notebook is rendered with nbgrader's feedback template and sanitized in a child process
+    with a time and memory bound; the grader's banner (score and every reason) is added by this
+    process above it, outside the frame that holds the student's content. A notebook that
+    cannot be shown, and a submission that could not be run at all, get a plain page saying
+    why. One page failing never affects another.
 
-    from autograder.safe_html import SanitizeOutputs
+    Args:
+        seconds: time limit per page (default :data:`autograder.feedback_page.PAGE_SECONDS`).
+    """
+    from autograder import feedback_page
 
     results = load_results(course)
-    refresh_scores(course, results)
+    pending: dict[str, list[str]] = {}
+    if course.gradebook.is_file():
+        refresh_scores(course, results)
+        pending = pending_cells(course, [r.student for r in results])
     paths = instructor_paths(course.root)
-    graded = [r for r in results if course.autograded(r.student).is_file()]
-    if graded:
-        config = nbgrader_config(course)
-        config.GenerateFeedback.preprocessors = [
-            GetGrades,
-            SanitizeOutputs,
-            CSSHTMLHeaderPreprocessor,
-        ]
-        config.SanitizeOutputs.paths = paths
-        config.SanitizeOutputs.pending = pending_cells(course, [r.student for r in graded])
-        coursedir = CourseDirectory(config=config)
-        coursedir.assignment_id = course.assignment
-        converter = GenerateFeedback(coursedir=coursedir, config=config)
-        converter.force = True
-        converter.start()
+    scratch = course.work / "feedback"
     out = []
     for r in results:
         path = course.feedback(r.student)
-        if path.is_file():
+        built = None
+        notebook = course.autograded(r.student)
+        if notebook.is_file():
+            job = feedback_page.PageJob(
+                notebook=str(notebook),
+                out=feedback_page.scratch_file(scratch, r.student),
+                db_url=course.db_url,
+                assignment=course.assignment,
+                notebook_name=course.notebook,
+                student=r.student,
+                paths=paths,
+                pending=pending.get(r.student, []),
+            )
+            try:
+                built = feedback_page.build(job, seconds or feedback_page.PAGE_SECONDS)
+            finally:
+                Path(job.out).unlink(missing_ok=True)
+        if path.exists():
             path.chmod(0o644)
-            text = sanitize_page(path.read_text(encoding="utf-8"), paths)
-            text = text.replace("<body>", "<body>\n" + _banner(r, paths), 1)
-            text = text.replace("</head>", _BANNER_STYLE + "</head>", 1)
-        else:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            text = _page(r, course, paths)
-        path.write_text(text, encoding="utf-8")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(_page(r, course, paths, built), encoding="utf-8")
         out.append(path)
     return out
 
@@ -228,8 +273,11 @@ def pending_cells(course: CourseDir, students: list[str]) -> dict[str, list[str]
 
 
 _BANNER_STYLE = (
-    "<style>#autograder-summary{border:2px solid #888;padding:1em;margin:1em;"
-    "font-family:sans-serif}</style>\n"
+    "<style>.ag-grader{border:3px double #1a4d8f;background:#eef3fa;padding:1em;margin:1em;"
+    "font-family:sans-serif}.ag-grader .ag-mark{font-size:small;color:#1a4d8f}"
+    ".ag-student{border:2px dashed #999;margin:1em;padding:0 1em 1em}"
+    ".ag-student-label{font-family:sans-serif;font-size:small;color:#555;margin:.5em 0}"
+    ".ag-plain{white-space:pre-wrap}</style>\n"
 )
 
 
@@ -245,31 +293,50 @@ def _banner(r: Result, paths: dict[str, str]) -> str:
     if r.manual_pending:
         score += f"; {r.manual_pending:g} of these points are graded by hand: pending"
     return (
-        f'<div id="autograder-summary"><h2>{score}</h2>'
+        '<header class="ag-grader" role="banner" aria-label="The grader\'s result">'
+        '<p class="ag-mark">From the autograder (not part of your notebook)</p>'
+        f"<h2>{score}</h2>"
         + (f"<h3>Tests that lost points</h3><ul>{failed}</ul>" if failed else "")
         + (f"<h3>Notes from the grader</h3><ul>{items}</ul>" if items else "")
-        + "</div>"
+        + "</header>"
     )
 
 
-def _page(r: Result, course: CourseDir, paths: dict[str, str]) -> str:
+def _page(r: Result, course: CourseDir, paths: dict[str, str], built: object = None) -> str:
+    """The whole page: trusted head and banner; the student's content in a labelled frame."""
+    from autograder.safe_html import page_head
+
     title = f"Feedback: {course.assignment} ({r.student})"
     name = html.escape(course.notebook) + ".ipynb"
-    if r.status == "missing":
-        advice = (
-            "No notebook was received from you, so no test could give points. Submit "
+    styles = getattr(built, "styles", "") or ""
+    body = getattr(built, "body", "") or ""
+    problem = getattr(built, "problem", "") or ""
+    if body:
+        content = (
+            '<section class="ag-student" aria-label="Your notebook">'
+            '<p class="ag-student-label">Your notebook as the grader ran it. Everything in '
+            "this frame comes from your notebook; your score is the one above.</p>"
+            f"{body}</section>"
+        )
+    elif built is not None:
+        content = (
+            f'<p class="ag-plain">Your notebook is not shown here: {html.escape(problem)}. '
+            "Your score and the grader's notes above are complete.</p>"
+        )
+    elif r.status == "missing":
+        content = (
+            "<p>No notebook was received from you, so no test could give points. Submit "
             f"<code>{name}</code>; check it first with "
-            f"<code>python -m course.check {name}</code>."
+            f"<code>python -m course.check {name}</code>.</p>"
         )
     else:
-        advice = (
-            "Your notebook could not be run, so no test could give points. Fix the problem "
+        content = (
+            "<p>Your notebook could not be run, so no test could give points. Fix the problem "
             f"above, then run <code>python -m course.check {name}</code> before you submit "
-            "again."
+            "again.</p>"
         )
     return (
-        "<!DOCTYPE html>\n<html><head><meta charset='utf-8'>"
-        f"<title>{html.escape(title)}</title>{_BANNER_STYLE}</head><body>\n"
-        f"<h1>{html.escape(title)}</h1>\n{_banner(r, paths)}\n<p>{advice}</p>\n"
+        f"<!DOCTYPE html>\n<html>{page_head(title, styles + _BANNER_STYLE)}\n<body>\n"
+        f"<h1>{html.escape(title)}</h1>\n{_banner(r, paths)}\n{content}\n"
         "</body></html>\n"
     )

@@ -30,9 +30,9 @@ from autograder.intake import load_intake
 from autograder.limits import Limits, Sandbox
 from autograder.prepare import PreparationError, prepare_notebook
 from autograder.results import Result
-from autograder.sandbox_run import RunOutcome, run_notebook
+from autograder.sandbox_run import EXECUTED, MAX_NOTEBOOK_BYTES, RunOutcome, run_notebook
 from autograder.scoring import Check, Verdict, score_all
-from course.notebooks import CHECK_KEY, cell_changes, cell_errors, grade_id, readability_problem
+from course.notebooks import CHECK_KEY, cell_errors, grade_id, readability_problem, review
 
 #: Output types kept from the kernel in the autograded notebook (no HTML, no JavaScript).
 SAFE_MIME = ("text/plain", "image/png", "image/jpeg")
@@ -84,7 +84,11 @@ def grade_submission(
         result.reasons.append(problem)
         return graded
     submitted = nbformat.reads(data.decode("utf-8"), as_version=4)
-    changes = cell_changes(assignment.released.metadata.get(CHECK_KEY, {}), submitted)
+    # Copies of graded cells (Jupyter copy and paste) and student-added graded cells become
+    # ordinary cells; course.check makes the same call, so it predicts this exactly.
+    reviewed = review(assignment.released.metadata.get(CHECK_KEY, {}), submitted)
+    changes = reviewed.changes
+    result.reasons += [f.reason for f in reviewed.fixes]
     result.reasons += [change_reason(c) for c in changes]
     # Deleted answer and locked cells come back as released (nbgrader's add_missing_cells
     # restores test cells, and needs the answer cell before each one to be there).
@@ -112,7 +116,7 @@ def grade_submission(
             threads=threads,
             course_root=course.root,
         )
-        stopped = outcome_reason(outcome, limits)
+        stopped = outcome_reason(outcome, limits, scratch)
         if stopped:
             result.status, reason = stopped
             result.reasons.append(reason)
@@ -197,8 +201,14 @@ def limit_reason(outcome: RunOutcome, limits: Limits) -> str:
     return text.format(**limits.to_dict()) if text else ""
 
 
-def outcome_reason(outcome: RunOutcome, limits: Limits) -> tuple[str, str] | None:
-    """(status, reason) when the run ended without a notebook to score, else None."""
+def outcome_reason(
+    outcome: RunOutcome, limits: Limits, scratch: Path | None = None
+) -> tuple[str, str] | None:
+    """(status, reason) when the run ended without a notebook to score, else None.
+
+    ``scratch`` (the run's folder) lets the reason name the true cause when the executed
+    notebook exists but is over the size the grader reads back.
+    """
     hit = limit_reason(outcome, limits)
     if hit and (outcome.limit == "disk" or outcome.state != "ok" or outcome.executed is None):
         return "crashed", f"{hit}; it was stopped there"
@@ -218,6 +228,14 @@ def outcome_reason(outcome: RunOutcome, limits: Limits) -> tuple[str, str] | Non
             f"{limits.cell_timeout} s limit and ignored the interrupt: an endless loop that "
             "catches KeyboardInterrupt?), so grading stopped there"
         )
+    executed = scratch / EXECUTED if scratch is not None else None
+    if outcome.executed is None and executed is not None and _size(executed) > MAX_NOTEBOOK_BYTES:
+        return "crashed", (
+            f"the notebook with its outputs is {_size(executed) / 2**20:.0f} MB, over the "
+            f"{MAX_NOTEBOOK_BYTES >> 20} MB the grader reads back, so it could not be scored: "
+            "remove large outputs and pasted data (print less, do not display whole tensors) "
+            "and submit again"
+        )
     if outcome.state != "ok" or outcome.executed is None:
         detail = f": {outcome.detail}" if outcome.detail else ""
         return "crashed", (
@@ -225,6 +243,13 @@ def outcome_reason(outcome: RunOutcome, limits: Limits) -> tuple[str, str] | Non
             f"memory cap {limits.memory_mb} MiB?){detail}"
         )
     return None
+
+
+def _size(path: Path) -> int:
+    try:
+        return 0 if path.is_symlink() else path.stat().st_size
+    except OSError:
+        return 0
 
 
 def run_errors(prepared: NotebookNode, outcome: RunOutcome, limit: int = 3) -> list[str]:

@@ -5,9 +5,12 @@ autograder and the lesson scripts need to know about a notebook, so all three ag
 
 - :func:`readability_problem`: why a file cannot be graded at all (empty, not JSON, not a
   notebook), or None;
-- :func:`cell_checksum` and :func:`cell_changes`: which test or locked cells were deleted or
-  edited and which answers are still the released stub, from the checksums the release
-  records in its metadata under :data:`CHECK_KEY`;
+- :func:`review`: what the grader does with the cells (one call, so ``course.check`` predicts
+  exactly what the grader does): copies of graded cells (Jupyter's copy and paste keeps the
+  grading metadata) and cells a student gave grading metadata are demoted to ordinary cells
+  (:func:`resolve_cells`); then :func:`cell_changes` lists which test or locked cells were
+  deleted or edited and which answers are still the released stub, from the checksums the
+  release records in its metadata under :data:`CHECK_KEY`;
 - :func:`cell_errors` and :func:`stderr_outputs`: errors raised and text written to stderr
   by an executed notebook.
 
@@ -26,7 +29,23 @@ CHECK_KEY = "course_check"
 
 
 def readability_problem(data: bytes) -> str | None:
-    """Why ``data`` (a file's bytes) is not a gradable notebook, or None when it is."""
+    """Why ``data`` (a file's bytes) is not a gradable notebook, or None when it is.
+
+    Never raises for a file's content: a notebook nested too deeply (``RecursionError``) or
+    too large to parse (``MemoryError``) is a reason like any other.
+    """
+    try:
+        return _readability_problem(data)
+    except RecursionError:
+        return (
+            "the notebook is nested too deeply to be read (thousands of brackets inside each "
+            "other): download it again from Jupyter (File > Download)"
+        )
+    except MemoryError:
+        return "the notebook is too large to be read: remove big outputs, save, upload again"
+
+
+def _readability_problem(data: bytes) -> str | None:
     import nbformat
 
     if not data.strip():
@@ -118,6 +137,107 @@ def cell_changes(manifest: dict[str, Any], nb: Any) -> list[CellChange]:
         elif kind in ("answer", "task") and same:
             changes.append(CellChange(gid, kind, "unanswered", points))
     return changes
+
+
+#: nbgrader metadata flags that make a cell graded, locked or an answer.
+_GRADING_FLAGS = ("grade", "solution", "locked", "task")
+
+
+@dataclass(frozen=True)
+class CellFix:
+    """A cell demoted to an ordinary cell (its nbgrader metadata removed) before grading.
+
+    ``why`` is ``"copy"`` (a second cell with the grade id of a cell of the release: a Jupyter
+    copy) or ``"added"`` (grading metadata on a cell the release does not have); ``kind`` is
+    the released cell's kind for a copy, else ``""``; ``position`` counts cells from 1.
+    """
+
+    position: int
+    grade_id: str | None
+    why: str
+    kind: str = ""
+
+    @property
+    def reason(self) -> str:
+        """The note the grader adds to the result and ``course.check`` prints."""
+        if self.why == "copy":
+            return (
+                f"cell {self.position} is a copy of the {self.kind} cell {self.grade_id!r} "
+                "(a Jupyter copy keeps the grading metadata): the original is graded, the copy "
+                "runs as an ordinary cell; nothing is lost"
+            )
+        name = repr(self.grade_id) if self.grade_id else "no grade id"
+        return (
+            f"cell {self.position} carries grading metadata ({name}) that no cell of the "
+            "exercise has: it runs as an ordinary cell; nothing is lost"
+        )
+
+
+def _is_graded(cell: Any) -> bool:
+    meta = cell.get("metadata", {}).get("nbgrader")
+    return isinstance(meta, dict) and any(meta.get(flag) for flag in _GRADING_FLAGS)
+
+
+def _matches(cell: Any, checksum: str) -> bool:
+    try:
+        return cell_checksum(cell) == checksum
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return False
+
+
+def resolve_cells(manifest: dict[str, Any], nb: Any) -> list[CellFix]:
+    """Demote copies and student-added graded cells of ``nb`` to ordinary cells, in place.
+
+    Of several cells with one grade id of the release, one stays graded: for a test or locked
+    cell the first that is unchanged from the release, for an answer the first that is
+    answered (differs from the stub); when none is, the first in the notebook. Every other
+    one, and every cell with grading metadata whose grade id the release does not have, loses
+    its nbgrader metadata (its source and outputs stay) and is returned as a
+    :class:`CellFix`. Afterwards each grade id appears at most once.
+    """
+    released = {item["grade_id"]: item for item in manifest.get("cells", [])}
+    cells = nb.get("cells", [])
+    by_id: dict[str, list[int]] = {}
+    fixes = []
+    for index, cell in enumerate(cells):
+        if not _is_graded(cell):
+            continue
+        gid = grade_id(cell)
+        if isinstance(gid, str) and gid in released:
+            by_id.setdefault(gid, []).append(index)
+        else:
+            fixes.append(CellFix(index + 1, gid if isinstance(gid, str) else None, "added"))
+    for gid, indexes in by_id.items():
+        if len(indexes) < 2:
+            continue
+        item = released[gid]
+        answer = item["kind"] in ("answer", "task")
+        keep = next(
+            (i for i in indexes if _matches(cells[i], item["checksum"]) != answer), indexes[0]
+        )
+        fixes += [CellFix(i + 1, gid, "copy", item["kind"]) for i in indexes if i != keep]
+    fixes.sort(key=lambda f: f.position)
+    for fix in fixes:
+        del cells[fix.position - 1]["metadata"]["nbgrader"]
+    return fixes
+
+
+@dataclass(frozen=True)
+class Review:
+    """What the grader does with a submission's cells before running it (see :func:`review`)."""
+
+    fixes: list[CellFix]
+    changes: list[CellChange]
+
+
+def review(manifest: dict[str, Any], nb: Any) -> Review:
+    """Resolve copies and added graded cells (in place), then compare with the release.
+
+    The grader and ``python -m course.check`` both call this, so the check predicts exactly
+    what the grader will do.
+    """
+    fixes = resolve_cells(manifest, nb)
+    return Review(fixes, cell_changes(manifest, nb))
 
 
 @dataclass(frozen=True)

@@ -212,13 +212,18 @@ def test_fragment_sanitizer_stops_known_tricks(attack: str) -> None:
     assert "data:text" not in clean
 
 
-def test_page_sanitizer_keeps_the_template_head() -> None:
+def test_page_sanitizer_rebuilds_the_head_without_scripts() -> None:
     page = (
-        "<!DOCTYPE html><html><head><script src='mathjax.js'></script></head>"
+        "<!DOCTYPE html><html><head><script src='mathjax.js'></script>"
+        "<style>@import url(https://cdn.example/x.css); p{background:url(https://t.example/p)}"
+        "</style><meta http-equiv='refresh' content='0;url=https://example.org'></head>"
         "<body><p onclick='x()'>Score: -1.0 / 2.0</p><script>alert(1)</script></body></html>"
     )
     clean = sanitize_page(page, {"/home/prof": "~"})
-    assert "<script src='mathjax.js'></script>" in clean
+    # The head is the grader's: the template's CSS without remote loads, a CSP, no script.
+    assert "mathjax" not in clean and "<script" not in clean and "refresh" not in clean
+    assert "https://" not in clean and "p{background:none}" in clean
+    assert "Content-Security-Policy" in clean and "default-src 'none'" in clean
     assert audit(clean).found == []
     assert "Score: pending (2.0 points, graded by hand)" in clean
 
