@@ -1,15 +1,18 @@
 """What the hidden test cells run in your notebook: call your function, save what it returns.
 
-Nothing here grades anything, and nothing here is secret. When the autograder runs your
-notebook, each hidden test cell calls :func:`record_task` with one of your functions. It
-builds inputs from a seed the autograder chose for this run (:func:`seed`), calls your
-function on them, and saves what comes back (tensors, parameter names and flags, state dicts,
-transform outputs, loss traces) into a folder. The autograder then compares those results
-with its reference in a separate process that runs no code of yours.
+Nothing here grades anything, and nothing here is secret but the seeds. When the autograder
+runs your notebook, each hidden test cell calls :func:`record_task` with one of your
+functions. Just before that cell runs, the autograder gives this module the task's seed
+(:func:`begin_task`, one fresh seed per task and grading run, never known earlier). The
+recorder builds that task's inputs from the seed (small models of varying shapes, images,
+data), calls your function on them, and saves what comes back (tensors, parameter names and
+flags, state dicts, transform outputs, error outcomes, trained weights) into a folder, tagged
+with the task and its seed. The autograder then recomputes the expected results from the
+same seed in a separate process that runs no code of yours, and compares.
 
 Outside the autograder (your own runs, ``python -m course.check``) :func:`record_task` does
 nothing: the folder is named by the environment variable :data:`RECORD_DIR_ENV`, which only
-the autograder sets.
+the autograder sets, and no seed is given.
 
 The input builders (``*_fixture``) are public because the autograder rebuilds the very same
 inputs from the same seed to compute the expected results.
@@ -18,38 +21,94 @@ inputs from the same seed to compute the expected results.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import torch
-import torchvision
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-#: Environment variables the autograder sets in the grading kernel.
+from course.grading_inputs import (  # noqa: F401 - re-exported: the input builders
+    CONV_WIDTHS,
+    CROP_DRAWS,
+    FREEZE_ORDERS,
+    HEAD_CASES,
+    HEAD_FROZEN,
+    HIDDEN_SIZES,
+    STATS_BATCHES,
+    TRAIN_EPOCHS,
+    TRAIN_LR,
+    TRAIN_MOMENTUM,
+    TRANSFORM_CASES,
+    EpochShuffle,
+    freeze_fixture,
+    head_classes,
+    head_fixture,
+    meta_model,
+    missing_weights_file,
+    optimizer_args,
+    optimizer_fixture,
+    stats_fixture,
+    swap_vgg_head,
+    training_fixture,
+    training_rng_seed,
+    transform_cases,
+    transform_fixture,
+    vgg_like,
+)
+
+#: Environment variable the autograder sets in the grading kernel: the record folder.
 RECORD_DIR_ENV = "COURSE_RECORD_DIR"
-SEED_ENV = "COURSE_RECORD_SEED"
 #: Longest error message or text kept from a call (the rest is cut).
 MAX_TEXT = 2000
 #: Largest state dict saved from a returned model, in values (a real VGG16 has 138 million).
 MAX_STATE_VALUES = 20_000_000
 
+
+class ErrorInfo(TypedDict):
+    """A call of the student's function that raised: what the checks are told."""
+
+    type: str
+    message: str
+    not_implemented: bool
+    course_error: bool
+
+
+class Envelope(TypedDict):
+    """One record file: the task, the seed its inputs came from, and the recorded data."""
+
+    task: str
+    seed: int
+    data: Any
+
+
 # --------------------------------------------------------------------------- the recorder
+
+#: task -> seed, set by :func:`begin_task` for the test cell that is starting.
+_BEGUN: dict[str, int] = {}
+
+
+def prefix_line(task: str, seed: int) -> str:
+    """The one line of Python the autograder runs just before ``task``'s test cell.
+
+    It hands the task's seed to :func:`begin_task`; nothing else in the kernel knows it
+    before then.
+    """
+    if task not in RECORDERS:
+        raise KeyError(f"no recorder for task {task!r}")
+    return f"__import__('course.grading_record').grading_record.begin_task({task!r}, {int(seed)})"
+
+
+def begin_task(task: str, seed: int) -> None:
+    """Give ``task`` its seed for this run (called by the line :func:`prefix_line` writes)."""
+    _BEGUN.clear()
+    _BEGUN[str(task)] = int(seed)
 
 
 def active() -> bool:
     """True when the autograder asked for results (it set :data:`RECORD_DIR_ENV`)."""
     return bool(os.environ.get(RECORD_DIR_ENV))
-
-
-def seed() -> int:
-    """The seed of this grading run (0 outside the autograder)."""
-    try:
-        return int(os.environ.get(SEED_ENV, "0"))
-    except ValueError:
-        return 0
 
 
 def save(name: str, data: Any) -> None:
@@ -64,16 +123,19 @@ def save(name: str, data: Any) -> None:
 def record_task(task: str, function: Callable[..., Any]) -> None:
     """Call ``function`` (your answer to ``task``) on the grader's inputs and save the results.
 
-    Quiet, and never raises: the visible tests that follow in the cell still run. A crash of
-    your function is saved as its error message, which the autograder shows you.
+    Records only after :func:`begin_task` gave this task its seed (the autograder does, just
+    before the test cell); otherwise it saves nothing. Quiet, and never raises: the visible
+    tests that follow in the cell still run. A crash of your function is saved as its error
+    message, which the autograder shows you.
     """
-    if not active():
+    if not active() or task not in _BEGUN:
         return
+    seed = _BEGUN.pop(task)
     try:
-        data = RECORDERS[task](function, seed())
+        data = RECORDERS[task](function, seed)
     except Exception as error:  # saved and reported; the cell goes on
         data = {"error": describe_error(error)}
-    save(task, data)
+    save(task, Envelope(task=task, seed=seed, data=data))
 
 
 def record_calls(name: str, function: Callable[..., Any], calls: Iterable[tuple]) -> None:
@@ -87,7 +149,7 @@ def record_calls(name: str, function: Callable[..., Any], calls: Iterable[tuple]
     save(name, {"calls": results})
 
 
-def call(function: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, dict | None]:
+def call(function: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, ErrorInfo | None]:
     """``(function(*args, **kwargs), None)``, or ``(None, error description)`` if it raised."""
     try:
         return function(*args, **kwargs), None
@@ -95,16 +157,16 @@ def call(function: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, 
         return None, describe_error(error)
 
 
-def describe_error(error: BaseException) -> dict[str, Any]:
+def describe_error(error: BaseException) -> ErrorInfo:
     """Type, message and whether it is the exercise's placeholder (NotImplementedError)."""
     from course.errors import CourseError
 
-    return {
-        "type": type(error).__name__,
-        "message": str(error)[:MAX_TEXT],
-        "not_implemented": isinstance(error, NotImplementedError),
-        "course_error": isinstance(error, CourseError),
-    }
+    return ErrorInfo(
+        type=type(error).__name__,
+        message=str(error)[:MAX_TEXT],
+        not_implemented=isinstance(error, NotImplementedError),
+        course_error=isinstance(error, CourseError),
+    )
 
 
 def plain(value: Any, depth: int = 0) -> Any:
@@ -144,178 +206,6 @@ def state_of(model: nn.Module) -> dict[str, torch.Tensor] | None:
     return {k: v.detach().to("cpu").clone() for k, v in state.items()}
 
 
-# --------------------------------------------------------------------------- inputs
-
-
-def meta_model(name: str) -> nn.Module:
-    """A torchvision model with its real architecture and no storage (instant to build)."""
-    with torch.device("meta"):
-        return torchvision.models.get_model(name, weights=None)
-
-
-def swap_vgg_head(model: nn.Module, classes: int = 10) -> None:
-    """Put a new ``Linear(4096, classes)`` at ``classifier[6]``, as task 3 will (meta device)."""
-    with torch.device("meta"):
-        model.classifier[6] = nn.Linear(model.classifier[6].in_features, classes)
-
-
-#: Task 3: (family, classes, built for real). Real models get seeded random weights.
-HEAD_CASES: tuple[tuple[str, int, bool], ...] = (
-    ("vgg16", 10, False),
-    ("resnet18", 7, False),
-    ("mobilenet_v3_small", 3, True),
-)
-#: Task 3: parameters frozen before ``replace_head`` runs; it must leave every flag alone.
-HEAD_FROZEN = {
-    "vgg16": ("features.",),
-    "resnet18": ("conv1.", "bn1.", "layer1."),
-    "mobilenet_v3_small": (),
-}
-
-
-def head_fixture(family: str, real: bool, seed: int) -> nn.Module:
-    """The model task 3's ``replace_head`` receives: seeded weights (or meta), part frozen."""
-    if real:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            model = torchvision.models.get_model(family, weights=None)
-    else:
-        model = meta_model(family)
-    for name, param in model.named_parameters():
-        param.requires_grad_(not name.startswith(HEAD_FROZEN[family]))
-    return model
-
-
-#: Task 4: (size, normalization, augment): the lecture's two protocols and a third mix.
-TRANSFORM_CASES: tuple[tuple[int, str, bool], ...] = (
-    (224, "imagenet", False),
-    (64, "imagenet", True),
-    (40, "half", False),
-)
-#: Task 4: how many times the random training crop is drawn per textured image.
-CROP_DRAWS = 6
-
-
-def transform_fixture(seed: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """Task 4: constant-colour and smooth textured uint8 CHW 32x32 images."""
-    generator = torch.Generator().manual_seed(seed)
-    colour = torch.randint(0, 256, (3,), generator=generator, dtype=torch.uint8)
-    constants = [
-        torch.full((3, 32, 32), 0, dtype=torch.uint8),
-        torch.full((3, 32, 32), 255, dtype=torch.uint8),
-        colour.view(3, 1, 1).expand(3, 32, 32).clone(),
-    ]
-    textures = []
-    for _ in range(2):
-        coarse = torch.rand(1, 3, 8, 8, generator=generator)
-        smooth = nn.functional.interpolate(coarse, size=(32, 32), mode="bicubic")[0]
-        noise = 0.03 * torch.randn(3, 32, 32, generator=generator)
-        textures.append(((smooth + noise).clamp(0, 1) * 255).round().to(torch.uint8))
-    return constants, textures
-
-
-def optimizer_fixture(seed: int) -> list[tuple[str, nn.Module]]:
-    """Task 5: a VGG16 (10-way head) with a seeded random half of its tensors trainable, and
-    a ResNet-18 with only layer4 and fc trainable (meta device)."""
-    vgg = meta_model("vgg16")
-    swap_vgg_head(vgg)
-    generator = torch.Generator().manual_seed(seed)
-    params = list(vgg.parameters())
-    mask = torch.rand(len(params), generator=generator) < 0.5
-    mask[-1] = True  # at least one trainable tensor
-    for param, trainable in zip(params, mask.tolist(), strict=True):
-        param.requires_grad_(trainable)
-    resnet = meta_model("resnet18")
-    resnet.requires_grad_(False)
-    resnet.layer4.requires_grad_(True)
-    resnet.fc.requires_grad_(True)
-    return [("VGG16, some layers trainable", vgg), ("ResNet-18 (layer4, fc trainable)", resnet)]
-
-
-#: Task 5: the arguments, not the defaults, so fixed values show up.
-OPTIMIZER_ARGS = {"lr": 0.005, "momentum": 0.8}
-#: Task 6: batch sizes tried (the second one is the whole data set at once).
-STATS_BATCHES = (16, 50)
-
-
-def stats_fixture(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Task 6: 50 small uint8 images whose brightness varies, sorted so minibatches differ.
-
-    6x6 pixels keep the data small enough that dividing by N - 1 instead of N shows.
-    """
-    generator = torch.Generator().manual_seed(seed)
-    n = 50
-    brightness = torch.rand(n, 1, 1, 1, generator=generator)
-    channel = torch.tensor([0.8, 0.5, 0.3]).view(1, 3, 1, 1)
-    noise = torch.rand(n, 3, 6, 6, generator=generator)
-    images = (255 * (0.6 * brightness * channel + 0.4 * noise)).round().to(torch.uint8)
-    order = images.float().mean(dim=(1, 2, 3)).argsort()
-    labels = torch.randint(0, 10, (n,), generator=generator)
-    return images[order], labels
-
-
-#: Task 7: epochs the training loop runs.
-TRAIN_EPOCHS = 3
-
-
-def training_fixture(seed: int) -> tuple[nn.Module, DataLoader, DataLoader, TensorDataset]:
-    """Task 7: a 4-class toy problem (8x8 colour patterns plus noise) and a tiny MLP.
-
-    The noise keeps accuracy below 100%, so averaging per-batch accuracies (60 examples in
-    batches of 24, 24, 12) gives a detectably different number.
-    """
-    generator = torch.Generator().manual_seed(seed)
-    patterns = torch.rand(4, 3, 8, 8, generator=generator)
-
-    def make(n_per_class: int) -> TensorDataset:
-        labels = torch.arange(4).repeat_interleave(n_per_class)
-        noise = 1.3 * torch.randn(len(labels), 3, 8, 8, generator=generator)
-        return TensorDataset(patterns[labels] + noise, labels)
-
-    train_set, eval_set = make(32), make(15)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed + 1)
-        model = nn.Sequential(
-            nn.Flatten(), nn.Linear(3 * 8 * 8, 32), nn.ReLU(), nn.Dropout(0.5), nn.Linear(32, 4)
-        )
-    train_loader = DataLoader(
-        train_set, batch_size=16, shuffle=True, generator=torch.Generator().manual_seed(seed + 2)
-    )
-    eval_loader = DataLoader(eval_set, batch_size=24)
-    return model, train_loader, eval_loader, train_set
-
-
-class WatchedSGD(torch.optim.SGD):
-    """SGD that counts steps and notices gradients accumulated over several backward passes."""
-
-    def __init__(self, params: list[nn.Parameter], **kwargs: Any) -> None:
-        super().__init__(params, **kwargs)
-        self.steps = 0
-        self.accumulated_steps = 0
-        self.latest: dict[int, torch.Tensor] = {}
-        for p in params:
-            p.register_hook(self._remember(id(p)))
-
-    def _remember(self, key: int) -> Callable[[torch.Tensor], None]:
-        def hook(grad: torch.Tensor) -> None:
-            self.latest[key] = grad.detach().clone()
-
-        return hook
-
-    @torch.no_grad()
-    def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
-        """Count the step and whether it used accumulated gradients, then take it."""
-        self.steps += 1
-        for group in self.param_groups:
-            for p in group["params"]:
-                latest = self.latest.get(id(p))
-                if p.grad is not None and latest is not None:
-                    if not torch.allclose(p.grad, latest, atol=1e-7, rtol=1e-5):
-                        self.accumulated_steps += 1
-                        break
-        return super().step(closure)
-
-
 # --------------------------------------------------------------------------- per task
 
 
@@ -328,43 +218,37 @@ def _on_meta(function: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[A
         return call(function, *args, **kwargs)
 
 
-def missing_weights_file() -> str:
-    """A weights path that does not exist (task 1 passes it on)."""
-    return str(Path(tempfile.gettempdir()) / "no-such-dir-autograder" / "vgg16.pth")
-
-
 def _record_load(load_vgg16: Callable[..., Any], seed: int) -> dict[str, Any]:
     model, error = _on_meta(load_vgg16, weights="random")
     out: dict[str, Any] = {"model": {"error": error} if error else describe_module(model)}
     del model
     with torch.device("meta"):  # a student who ignores the path builds a VGG16
-        _, error = call(load_vgg16, weights=missing_weights_file())
+        _, error = call(load_vgg16, weights=missing_weights_file(seed))
     out["missing_file"] = error or {"returned": True}
     return out
 
 
 def _record_freeze(freeze_and_unfreeze: Callable[..., Any], seed: int) -> dict[str, Any]:
     out = {}
-    for head_first in (False, True):
-        model = meta_model("vgg16")
-        if head_first:
-            swap_vgg_head(model)
+    for order in FREEZE_ORDERS:
+        model, classes = freeze_fixture(seed, order)
         result, error = call(freeze_and_unfreeze, model)
         if error:
-            out[str(head_first)] = {"error": error}
+            out[order] = {"error": error}
             continue
-        if not head_first and isinstance(result, nn.Module):
+        if order == "head_after" and isinstance(result, nn.Module):
             try:
-                swap_vgg_head(result)
+                swap_vgg_head(result, classes)
             except Exception:  # not a VGG any more: the description shows it
                 pass
-        out[str(head_first)] = describe_module(result)
+        out[order] = describe_module(result)
     return out
 
 
 def _record_head(replace_head: Callable[..., Any], seed: int) -> dict[str, Any]:
     out = {}
-    for family, classes, real in HEAD_CASES:
+    for family, real in HEAD_CASES:
+        classes = head_classes(family, seed)
         model = head_fixture(family, real, seed)
         old = dict(model.named_parameters())
         result, error = call(replace_head, model, classes)
@@ -397,7 +281,7 @@ def _apply(transform: Callable[..., Any], image: torch.Tensor) -> Any:
 def _record_transforms(build_transforms: Callable[..., Any], seed: int) -> dict[str, Any]:
     constants, textures = transform_fixture(seed)
     out = {}
-    for size, normalization, augment in TRANSFORM_CASES:
+    for size, normalization, augment in transform_cases(seed):
         key = f"{size}-{normalization}-{augment}"
         result, error = call(build_transforms, size, normalization, augment=augment)
         if error:
@@ -424,7 +308,7 @@ def _record_transforms(build_transforms: Callable[..., Any], seed: int) -> dict[
 def _record_optimizer(make_optimizer: Callable[..., Any], seed: int) -> dict[str, Any]:
     out = []
     for _, model in optimizer_fixture(seed):
-        opt, error = call(make_optimizer, model, **OPTIMIZER_ARGS)
+        opt, error = call(make_optimizer, model, **optimizer_args(seed))
         if error:
             out.append({"error": error})
             continue
@@ -466,24 +350,13 @@ def _record_stats(channel_stats: Callable[..., Any], seed: int) -> dict[str, Any
 
 
 def _record_train(train_and_evaluate: Callable[..., Any], seed: int) -> dict[str, Any]:
-    model, train_loader, eval_loader, _ = training_fixture(seed)
-    model.eval()  # as after an evaluation: a loop must call model.train() itself
-    optimizer = WatchedSGD(list(model.parameters()), lr=0.05, momentum=0.9)
-    modes: list[bool] = []
-    handle = model.register_forward_hook(lambda m, i, o: modes.append(m.training))
+    model, optimizer, train_loader, eval_loader, _ = training_fixture(seed)
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+        torch.manual_seed(training_rng_seed(seed))
         result, error = call(
             train_and_evaluate, model, optimizer, train_loader, eval_loader, epochs=TRAIN_EPOCHS
         )
-    handle.remove()
-    out: dict[str, Any] = {
-        "steps": optimizer.steps,
-        "accumulated_steps": optimizer.accumulated_steps,
-        "first_mode": modes[0] if modes else None,
-        "last_mode": modes[-1] if modes else None,
-        "state": state_of(model),
-    }
+    out: dict[str, Any] = {"state": state_of(model)}
     if error:
         out["error"] = error
         return out

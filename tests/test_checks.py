@@ -46,13 +46,7 @@ def graded(task: str, compare: Callable[[Any, int], None]) -> Callable[[Callable
 
 
 checks = SimpleNamespace(
-    **{
-        name: graded(check.record, check.compare)
-        for name, check in (
-            (check.compare.__name__, check) for check in grader_checks.CHECKS.values()
-        )
-    },
-    LECTURE_BUG_TRAINABLE=grader_checks.LECTURE_BUG_TRAINABLE,
+    **{task.check.__name__: graded(task.key, task.check) for task in grader_checks.TASKS},
 )
 
 
@@ -130,12 +124,12 @@ def test_exercise_solution_passes(
 def test_comparing_leaves_rng_alone(
     check: str, name: str, answer: Callable, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    compare = next(c for c in grader_checks.CHECKS.values() if c.compare.__name__ == check)
-    record = RECORDERS[compare.record](answer, SEED)  # the answer itself may draw numbers
+    task = next(t for t in grader_checks.TASKS if t.check.__name__ == check)
+    record = RECORDERS[task.key](answer, SEED)  # the answer itself may draw numbers
     torch.manual_seed(1234)
     expected_next = torch.rand(1)
     torch.manual_seed(1234)
-    compare.compare(record, SEED)
+    task.check(record, SEED)
     assert torch.equal(torch.rand(1), expected_next), "a check changed the grader's RNG state"
     assert capfd.readouterr().err == "", "a passing answer should leave stderr quiet"
 
@@ -185,12 +179,28 @@ def test_load_returning_resnet_is_named() -> None:
 
 
 def test_lecture_bug_is_named_with_its_fix() -> None:
+    from autograder.checks.model_surgery import reference_trainable
+
     message = failure(checks.check_freezing, ref.lecture_unfreeze)
     assert "lecture's freezing bug" in message
     assert "classifier.1 (ReLU)" in message and "classifier.3 (Linear)" in message
     assert "requires_grad_(True)" in message
-    assert "119,586,826 trainable parameters" in message  # what should have trained
-    assert "40,970 trainable parameters" in message  # what did
+    names, sizes, head_only = reference_trainable(SEED, "head_after")
+    should = sum(torch.Size(sizes[n]).numel() for n in names)
+    assert f"{should:,} trainable parameters" in message  # what should have trained
+    assert f"{head_only:,} trainable parameters" in message  # what did
+
+
+def test_vgg16_figures_of_the_lecture_bug() -> None:
+    """On VGG16 with 10 classes the counts are the lecture's: 119,586,826 and 40,970."""
+    from autograder.checks.common import lecture_bug_trainable
+    from course.grading_record import meta_model, swap_vgg_head
+
+    model = meta_model("vgg16")
+    swap_vgg_head(model, 10)
+    model = ref.unfreeze(ref.freeze_backbone(model))
+    assert sum(p.numel() for p in model.parameters() if p.requires_grad) == 119_586_826
+    assert lecture_bug_trainable(4096, 10) == 40_970
 
 
 def test_lecture_bug_written_by_a_student_is_named() -> None:
@@ -208,8 +218,11 @@ def test_head_only_is_named_a_linear_probe() -> None:
     def freeze_only(model: nn.Module) -> nn.Module:
         return model.requires_grad_(False)
 
+    from autograder.checks.model_surgery import reference_trainable
+
     message = failure(checks.check_freezing, freeze_only)
-    assert f"only the new head trains ({checks.LECTURE_BUG_TRAINABLE:,} parameters)" in message
+    head_only = reference_trainable(SEED, "head_after")[2]
+    assert f"only the new head trains ({head_only:,} parameters)" in message
     assert "linear probe" in message and "classifier[0]" in message
 
 
@@ -255,13 +268,20 @@ def test_head_without_in_features_is_named() -> None:
         return model
 
     message = failure(checks.check_head_replacement, fixed_in_features)
-    assert "resnet18" in message and "Linear(512, 7)" in message
+    from course.grading_record import head_classes
+
+    classes = head_classes("resnet18", SEED)
+    assert "resnet18" in message and f"Linear(512, {classes})" in message
     assert "old.in_features" in message
 
 
 def test_head_with_fixed_ten_classes_is_named() -> None:
     message = failure(checks.check_head_replacement, lambda model, n: ref.replace_head(model, 10))
-    assert "Linear(512, 10)" in message and "num_classes" in message
+    from course.grading_record import head_classes
+
+    classes = head_classes("vgg16", SEED)
+    assert f"Linear(4096, {classes})" in message and "Linear(4096, 10)" in message
+    assert "num_classes" in message
 
 
 def test_appended_layer_is_named() -> None:
@@ -408,7 +428,9 @@ def test_optimizer_with_fixed_lr_is_named() -> None:
     message = failure(
         checks.check_optimizer, lambda model, lr=0.01, momentum=0.9: ref.make_optimizer(model)
     )
-    assert "lr=0.005" in message and "lr=0.01" in message
+    from course.grading_record import optimizer_args
+
+    assert f"lr={optimizer_args(SEED)['lr']}" in message and "lr=0.01" in message
 
 
 def test_adam_is_named() -> None:
@@ -565,10 +587,10 @@ def test_correct_parametrized_loop_passes() -> None:
     ("mistake", "words"),
     [
         ({"zero_grad": False}, ["piled up", "optimizer.zero_grad()"]),
-        ({"step": False}, ["one step per minibatch", "0"]),
+        ({"step": False}, ["did not train", "optimizer.step()"]),
         ({"train_mode": False}, ["not in training mode", "model.train()"]),
         ({"eval_mode": False}, ["evaluated in training mode", "model.eval()"]),
-        ({"per_epoch": True}, ["one loss per minibatch", "24 losses"]),
+        ({"per_epoch": True}, ["one loss per minibatch", "6 losses"]),
         ({"percent": False}, ["in percent (0-100)"]),
         ({"batch_average": True}, ["averaging per-batch accuracies"]),
     ],
@@ -587,7 +609,7 @@ def test_loss_must_fall() -> None:
         return _loop()(model, optimizer, train_loader, eval_loader, epochs)
 
     message = failure(checks.check_training, no_learning)
-    assert "the loss did not fall" in message
+    assert "the weights did not train" in message
 
 
 # --------------------------------------------------------------------------- feedback
@@ -630,3 +652,112 @@ def test_normalize_before_todtype_names_the_order() -> None:
 
     message = failure(checks.check_transforms, build)
     assert "`ToDtype(torch.float32, scale=True)` first" in message and "then `Normalize" in message
+
+
+# --------------------------------------------------------------------------- seeds and tags
+
+
+def test_prefix_line_begins_the_task_and_the_recorder_tags_its_record(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from autograder.tasks import cell_prefixes, draw_seeds, seeds_by_grade_id
+    from course import grading_record
+
+    monkeypatch.setenv(grading_record.RECORD_DIR_ENV, str(tmp_path))
+    seeds = draw_seeds(grader_checks.TASKS)
+    assert len(set(seeds.values())) == len(seeds) and all(0 <= s < 2**62 for s in seeds.values())
+    prefixes = cell_prefixes(grader_checks.TASKS, seeds)
+    assert set(prefixes) == {t.grade_id for t in grader_checks.TASKS}
+    exec(prefixes["task6-test"], {})  # what the driver runs just before the test cell
+    grading_record.record_task("stats", ref.channel_stats)
+    record = torch.load(tmp_path / "stats.pt", weights_only=True)
+    assert record["task"] == "stats" and record["seed"] == seeds["stats"]
+    stats = next(t for t in grader_checks.TASKS if t.key == "stats")
+    stats.verify(record, seeds_by_grade_id(grader_checks.TASKS, seeds)["task6-test"])
+    # The seed is used once: a second call in the same cell (or a later cell) records nothing.
+    (tmp_path / "stats.pt").unlink()
+    grading_record.record_task("stats", ref.channel_stats)
+    assert not (tmp_path / "stats.pt").exists()
+
+
+def test_recorder_refuses_without_begin_task(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from course import grading_record
+
+    monkeypatch.setenv(grading_record.RECORD_DIR_ENV, str(tmp_path))
+    grading_record._BEGUN.clear()
+    grading_record.record_task("freeze", reference_freezing)
+    grading_record.begin_task("head", 5)  # another task's seed does not open this one
+    grading_record.record_task("freeze", reference_freezing)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("tag", ["other seed", "other task", "no tag", "bool seed"])
+def test_parent_refuses_a_record_with_another_tag(tag: str) -> None:
+    task = next(t for t in grader_checks.TASKS if t.key == "stats")
+    data = RECORDERS["stats"](ref.channel_stats, SEED)
+    record = {
+        "other seed": {"task": "stats", "seed": SEED + 1, "data": data},
+        "other task": {"task": "optimizer", "seed": SEED, "data": data},
+        "no tag": data,
+        "bool seed": {"task": "stats", "seed": True, "data": data},
+    }[tag]
+    with pytest.raises(CheckFailure) as info:
+        task.verify(record, 1 if tag == "bool seed" else SEED)
+    assert "not made by this task's test cell during this grading run" in str(info.value)
+    task.verify({"task": "stats", "seed": SEED, "data": data}, SEED)  # the right tag passes
+
+
+@pytest.mark.parametrize(("check", "name", "answer"), CHECKS, ids=[c[0] for c in CHECKS])
+def test_no_constant_passes_another_seed(check: str, name: str, answer: Callable) -> None:
+    """A record computed correctly for one seed fails for another: every task's inputs vary."""
+    task = next(t for t in grader_checks.TASKS if t.check.__name__ == check)
+    for seed, other in ((SEED, SEED + 1), (11, 2**61 + 5)):
+        buffer = io.BytesIO()
+        torch.save(RECORDERS[task.key](answer, seed), buffer)
+        buffer.seek(0)
+        record = torch.load(buffer, weights_only=True)
+        with pytest.raises(CheckFailure):
+            task.check(record, other)
+
+
+def test_every_task_has_a_recorder_and_a_prefix() -> None:
+    from course.grading_record import prefix_line
+
+    for task in grader_checks.TASKS:
+        assert task.recorder is RECORDERS[task.key]
+        line = prefix_line(task.key, 7)
+        assert "\n" not in line and line.endswith(f"begin_task({task.key!r}, 7)")
+    with pytest.raises(KeyError):
+        prefix_line("nonexistent", 1)
+
+
+def _log_softmax_loop(model, optimizer, train_loader, eval_loader, epochs=1):
+    """An honest loop written differently: train() once, log_softmax + nll_loss, a
+    progress bar over the loader, the eval loss computed too, accuracy from a tensor."""
+    import sys
+
+    from tqdm.auto import tqdm
+
+    model.train()
+    losses = []
+    for _ in range(epochs):
+        for images, labels in tqdm(train_loader, file=sys.stderr, disable=False):
+            optimizer.zero_grad(set_to_none=True)
+            loss = nn.functional.nll_loss(torch.log_softmax(model(images), dim=1), labels)
+            loss.backward()
+            optimizer.step()
+            losses.append(loss)
+    model.eval()
+    hits = []
+    with torch.no_grad():
+        for images, labels in eval_loader:
+            out = model(images)
+            nn.functional.cross_entropy(out, labels)
+            hits.append(out.argmax(1) == labels)
+    return losses, torch.cat(hits).float().mean() * 100
+
+
+def test_honest_loops_written_differently_pass() -> None:
+    checks.check_training(_log_softmax_loop)
+    for seed in (0, 2**61 + 3):
+        checks.check_training(_log_softmax_loop, seed)
