@@ -40,6 +40,10 @@ def checks_for(assignment: str) -> Mapping[str, Check]:
         from autograder.checks import CHECKS
 
         return CHECKS
+    if assignment == "fine_tuning_in_stages":
+        from autograder.checks.staged import CHECKS as STAGED_CHECKS
+
+        return STAGED_CHECKS
     raise RuntimeError(
         f"No checks are registered for the assignment {assignment!r}\n"
         "  How to fix it: add them in autograder/exercise/__init__.py (register)."
