@@ -1,15 +1,18 @@
 """What the hidden test cells run in your notebook: call your function, save what it returns.
 
-Nothing here grades anything, and nothing here is secret. When the autograder runs your
-notebook, each hidden test cell calls :func:`record_task` with one of your functions. It
-builds inputs from a seed the autograder chose for this run (:func:`seed`), calls your
-function on them, and saves what comes back (tensors, parameter names and flags, state dicts,
-transform outputs, loss traces) into a folder. The autograder then compares those results
-with its reference in a separate process that runs no code of yours.
+Nothing here grades anything, and nothing here is secret but the seeds. When the autograder
+runs your notebook, each hidden test cell calls :func:`record_task` with one of your
+functions. Just before that cell runs, the autograder gives this module the task's seed
+(:func:`begin_task`, one fresh seed per task and grading run, never known earlier). The
+recorder builds that task's inputs from the seed (small models of varying shapes, images,
+data), calls your function on them, and saves what comes back (tensors, parameter names and
+flags, state dicts, transform outputs, error outcomes, trained weights) into a folder, tagged
+with the task and its seed. The autograder then recomputes the expected results from the
+same seed in a separate process that runs no code of yours, and compares.
 
 Outside the autograder (your own runs, ``python -m course.check``) :func:`record_task` does
 nothing: the folder is named by the environment variable :data:`RECORD_DIR_ENV`, which only
-the autograder sets.
+the autograder sets, and no seed is given.
 
 The input builders (``*_fixture``) are public because the autograder rebuilds the very same
 inputs from the same seed to compute the expected results.
@@ -18,38 +21,65 @@ inputs from the same seed to compute the expected results.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import torch
 import torchvision
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-#: Environment variables the autograder sets in the grading kernel.
+#: Environment variable the autograder sets in the grading kernel: the record folder.
 RECORD_DIR_ENV = "COURSE_RECORD_DIR"
-SEED_ENV = "COURSE_RECORD_SEED"
 #: Longest error message or text kept from a call (the rest is cut).
 MAX_TEXT = 2000
 #: Largest state dict saved from a returned model, in values (a real VGG16 has 138 million).
 MAX_STATE_VALUES = 20_000_000
 
+
+class ErrorInfo(TypedDict):
+    """A call of the student's function that raised: what the checks are told."""
+
+    type: str
+    message: str
+    not_implemented: bool
+    course_error: bool
+
+
+class Envelope(TypedDict):
+    """One record file: the task, the seed its inputs came from, and the recorded data."""
+
+    task: str
+    seed: int
+    data: Any
+
+
 # --------------------------------------------------------------------------- the recorder
+
+#: task -> seed, set by :func:`begin_task` for the test cell that is starting.
+_BEGUN: dict[str, int] = {}
+
+
+def prefix_line(task: str, seed: int) -> str:
+    """The one line of Python the autograder runs just before ``task``'s test cell.
+
+    It hands the task's seed to :func:`begin_task`; nothing else in the kernel knows it
+    before then.
+    """
+    recorder_for(task)  # KeyError for an unknown task
+    return f"__import__('course.grading_record').grading_record.begin_task({task!r}, {int(seed)})"
+
+
+def begin_task(task: str, seed: int) -> None:
+    """Give ``task`` its seed for this run (called by the line :func:`prefix_line` writes)."""
+    _BEGUN.clear()
+    _BEGUN[str(task)] = int(seed)
 
 
 def active() -> bool:
     """True when the autograder asked for results (it set :data:`RECORD_DIR_ENV`)."""
     return bool(os.environ.get(RECORD_DIR_ENV))
-
-
-def seed() -> int:
-    """The seed of this grading run (0 outside the autograder)."""
-    try:
-        return int(os.environ.get(SEED_ENV, "0"))
-    except ValueError:
-        return 0
 
 
 def save(name: str, data: Any) -> None:
@@ -64,16 +94,19 @@ def save(name: str, data: Any) -> None:
 def record_task(task: str, function: Callable[..., Any]) -> None:
     """Call ``function`` (your answer to ``task``) on the grader's inputs and save the results.
 
-    Quiet, and never raises: the visible tests that follow in the cell still run. A crash of
-    your function is saved as its error message, which the autograder shows you.
+    Records only after :func:`begin_task` gave this task its seed (the autograder does, just
+    before the test cell); otherwise it saves nothing. Quiet, and never raises: the visible
+    tests that follow in the cell still run. A crash of your function is saved as its error
+    message, which the autograder shows you.
     """
-    if not active():
+    if not active() or task not in _BEGUN:
         return
+    seed = _BEGUN.pop(task)
     try:
-        data = recorder_for(task)(function, seed())
+        data = recorder_for(task)(function, seed)
     except Exception as error:  # saved and reported; the cell goes on
         data = {"error": describe_error(error)}
-    save(task, data)
+    save(task, Envelope(task=task, seed=seed, data=data))
 
 
 def recorder_for(task: str) -> Callable[[Callable[..., Any], int], Any]:
@@ -82,6 +115,8 @@ def recorder_for(task: str) -> Callable[[Callable[..., Any], int], Any]:
         return RECORDERS[task]
     from course.grading_staged import RECORDERS as STAGED
 
+    if task not in STAGED:
+        raise KeyError(f"no recorder for task {task!r}")
     return STAGED[task]
 
 
@@ -96,7 +131,7 @@ def record_calls(name: str, function: Callable[..., Any], calls: Iterable[tuple]
     save(name, {"calls": results})
 
 
-def call(function: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, dict | None]:
+def call(function: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, ErrorInfo | None]:
     """``(function(*args, **kwargs), None)``, or ``(None, error description)`` if it raised."""
     try:
         return function(*args, **kwargs), None
@@ -104,16 +139,16 @@ def call(function: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, 
         return None, describe_error(error)
 
 
-def describe_error(error: BaseException) -> dict[str, Any]:
+def describe_error(error: BaseException) -> ErrorInfo:
     """Type, message and whether it is the exercise's placeholder (NotImplementedError)."""
     from course.errors import CourseError
 
-    return {
-        "type": type(error).__name__,
-        "message": str(error)[:MAX_TEXT],
-        "not_implemented": isinstance(error, NotImplementedError),
-        "course_error": isinstance(error, CourseError),
-    }
+    return ErrorInfo(
+        type=type(error).__name__,
+        message=str(error)[:MAX_TEXT],
+        not_implemented=isinstance(error, NotImplementedError),
+        course_error=isinstance(error, CourseError),
+    )
 
 
 def plain(value: Any, depth: int = 0) -> Any:
@@ -163,16 +198,75 @@ def meta_model(name: str) -> nn.Module:
 
 
 def swap_vgg_head(model: nn.Module, classes: int = 10) -> None:
-    """Put a new ``Linear(4096, classes)`` at ``classifier[6]``, as task 3 will (meta device)."""
+    """Put a new ``Linear(in, classes)`` at ``classifier[6]``, as task 3 will (meta device)."""
     with torch.device("meta"):
         model.classifier[6] = nn.Linear(model.classifier[6].in_features, classes)
 
 
-#: Task 3: (family, classes, built for real). Real models get seeded random weights.
-HEAD_CASES: tuple[tuple[str, int, bool], ...] = (
-    ("vgg16", 10, False),
-    ("resnet18", 7, False),
-    ("mobilenet_v3_small", 3, True),
+def _draw(generator: torch.Generator, choices: tuple[Any, ...]) -> Any:
+    """One of ``choices``, drawn with ``generator``."""
+    return choices[int(torch.randint(len(choices), (1,), generator=generator))]
+
+
+#: Tasks 1-2: widths, hidden sizes and class counts a seeded VGG-like model draws from.
+CONV_WIDTHS = (8, 16, 24, 32, 48, 64, 96, 128)
+HIDDEN_SIZES = (64, 96, 128, 256, 384, 512, 1024)
+
+
+def vgg_like(seed: int) -> tuple[nn.Module, int]:
+    """A seeded VGG-shaped model on the meta device, and the class count task 3 would give it.
+
+    Like torchvision's VGG: ``features`` (2 to 5 blocks of 1 to 3 convolutions, with or
+    without BatchNorm, each block ending in max pooling), ``avgpool`` and ``classifier`` =
+    ``Linear, ReLU, Dropout, Linear, ReLU, Dropout, Linear``, so fc6, fc7 and the head sit at
+    ``classifier[0]``, ``[3]`` and ``[6]`` as in VGG16, with drawn sizes.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    config: list[int | str] = []
+    for _ in range(int(torch.randint(2, 6, (1,), generator=generator))):
+        width = _draw(generator, CONV_WIDTHS)
+        config += [width] * int(torch.randint(1, 4, (1,), generator=generator)) + ["M"]
+    batch_norm = bool(torch.randint(2, (1,), generator=generator))
+    pool = int(torch.randint(1, 8, (1,), generator=generator))
+    hidden = (_draw(generator, HIDDEN_SIZES), _draw(generator, HIDDEN_SIZES))
+    imagenet_classes = int(torch.randint(20, 1001, (1,), generator=generator))
+    classes = int(torch.randint(2, 101, (1,), generator=generator))
+    with torch.device("meta"):
+        features = torchvision.models.vgg.make_layers(config, batch_norm=batch_norm)
+        model = torchvision.models.VGG(features, num_classes=imagenet_classes, init_weights=False)
+        model.avgpool = nn.AdaptiveAvgPool2d((pool, pool))
+        model.classifier = nn.Sequential(
+            nn.Linear(int(config[-2]) * pool * pool, hidden[0]),
+            nn.ReLU(True),
+            nn.Dropout(),
+            nn.Linear(hidden[0], hidden[1]),
+            nn.ReLU(True),
+            nn.Dropout(),
+            nn.Linear(hidden[1], imagenet_classes),
+        )
+    return model, classes
+
+
+#: Task 2: the two orders tried (task 3's new head after the function, or before it).
+FREEZE_ORDERS = ("head_after", "head_before")
+
+
+def freeze_fixture(seed: int, order: str) -> tuple[nn.Module, int]:
+    """Task 2: the VGG-like model ``freeze_and_unfreeze`` gets in ``order``, and its classes.
+
+    ``"head_before"`` has its new head already; ``"head_after"`` gets it after the call.
+    """
+    model, classes = vgg_like(seed + FREEZE_ORDERS.index(order))
+    if order == "head_before":
+        swap_vgg_head(model, classes)
+    return model, classes
+
+
+#: Task 3: (family, built for real). Real models get seeded random weights.
+HEAD_CASES: tuple[tuple[str, bool], ...] = (
+    ("vgg16", False),
+    ("resnet18", False),
+    ("mobilenet_v3_small", True),
 )
 #: Task 3: parameters frozen before ``replace_head`` runs; it must leave every flag alone.
 HEAD_FROZEN = {
@@ -180,6 +274,12 @@ HEAD_FROZEN = {
     "resnet18": ("conv1.", "bn1.", "layer1."),
     "mobilenet_v3_small": (),
 }
+
+
+def head_classes(family: str, seed: int) -> int:
+    """Task 3: the number of classes ``replace_head`` is asked for on ``family`` (2 to 100)."""
+    generator = torch.Generator().manual_seed(seed + [f for f, _ in HEAD_CASES].index(family))
+    return int(torch.randint(2, 101, (1,), generator=generator))
 
 
 def head_fixture(family: str, real: bool, seed: int) -> nn.Module:
@@ -195,12 +295,19 @@ def head_fixture(family: str, real: bool, seed: int) -> nn.Module:
     return model
 
 
-#: Task 4: (size, normalization, augment): the lecture's two protocols and a third mix.
+#: Task 4: (size, normalization, augment): the lecture's two protocols and a third mix
+#: whose size (0 here) is drawn from the seed: see :func:`transform_cases`.
 TRANSFORM_CASES: tuple[tuple[int, str, bool], ...] = (
     (224, "imagenet", False),
     (64, "imagenet", True),
-    (40, "half", False),
+    (0, "half", False),
 )
+
+
+def transform_cases(seed: int) -> tuple[tuple[int, str, bool], ...]:
+    """Task 4: :data:`TRANSFORM_CASES` with the third size drawn from the seed (33 to 56)."""
+    size = 33 + seed % 24
+    return tuple((s or size, n, a) for s, n, a in TRANSFORM_CASES)
 #: Task 4: how many times the random training crop is drawn per textured image.
 CROP_DRAWS = 6
 
@@ -241,8 +348,12 @@ def optimizer_fixture(seed: int) -> list[tuple[str, nn.Module]]:
     return [("VGG16, some layers trainable", vgg), ("ResNet-18 (layer4, fc trainable)", resnet)]
 
 
-#: Task 5: the arguments, not the defaults, so fixed values show up.
-OPTIMIZER_ARGS = {"lr": 0.005, "momentum": 0.8}
+def optimizer_args(seed: int) -> dict[str, float]:
+    """Task 5: ``lr`` and ``momentum`` drawn from the seed (never the defaults)."""
+    generator = torch.Generator().manual_seed(seed)
+    lr = round(float(torch.randint(1, 100, (1,), generator=generator)) * 1e-3 + 1e-4, 4)
+    momentum = round(float(torch.randint(50, 90, (1,), generator=generator)) / 100 + 0.005, 3)
+    return {"lr": lr, "momentum": momentum}
 #: Task 6: batch sizes tried (the second one is the whole data set at once).
 STATS_BATCHES = (16, 50)
 
@@ -263,15 +374,25 @@ def stats_fixture(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     return images[order], labels
 
 
-#: Task 7: epochs the training loop runs.
-TRAIN_EPOCHS = 3
+#: Task 7: epochs the training loop runs (3 minibatches each: 6 optimizer steps).
+TRAIN_EPOCHS = 2
+#: Task 7: the optimizer's settings.
+TRAIN_LR, TRAIN_MOMENTUM = 0.05, 0.9
 
 
-def training_fixture(seed: int) -> tuple[nn.Module, DataLoader, DataLoader, TensorDataset]:
-    """Task 7: a 4-class toy problem (8x8 colour patterns plus noise) and a tiny MLP.
+def training_fixture(
+    seed: int,
+) -> tuple[nn.Module, torch.optim.Optimizer, DataLoader, DataLoader, TensorDataset]:
+    """Task 7: a tiny network, its SGD, and a seeded 4-class toy problem (8x8 colour patterns).
 
-    The noise keeps accuracy below 100%, so averaging per-batch accuracies (60 examples in
-    batches of 24, 24, 12) gives a detectably different number.
+    Everything the loop sees is drawn from the seed: data, initial weights, the shuffle
+    order and, under ``torch.manual_seed(training_rng_seed(seed))`` around the call,
+    dropout's masks. So a correct loop run here and the reference loop run by the grader end
+    with the same weights (float32 on the CPU). The network has BatchNorm and Dropout, so
+    skipping ``model.train()`` or evaluating in training mode changes those weights (running
+    statistics) or the accuracy; a missing ``zero_grad`` changes every step after the first.
+    The evaluation set has 60 examples in batches of 24, 24 and 12, so averaging per-batch
+    accuracies shows.
     """
     generator = torch.Generator().manual_seed(seed)
     patterns = torch.rand(4, 3, 8, 8, generator=generator)
@@ -281,48 +402,31 @@ def training_fixture(seed: int) -> tuple[nn.Module, DataLoader, DataLoader, Tens
         noise = 1.3 * torch.randn(len(labels), 3, 8, 8, generator=generator)
         return TensorDataset(patterns[labels] + noise, labels)
 
-    train_set, eval_set = make(32), make(15)
+    train_set, eval_set = make(24), make(15)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed + 1)
         model = nn.Sequential(
-            nn.Flatten(), nn.Linear(3 * 8 * 8, 32), nn.ReLU(), nn.Dropout(0.5), nn.Linear(32, 4)
+            nn.Flatten(),
+            nn.Linear(3 * 8 * 8, 32),
+            nn.BatchNorm1d(32),
+            nn.ReLU(),
+            nn.Dropout(0.5),
+            nn.Linear(32, 4),
         )
+    model.eval()  # as after an evaluation: a loop must call model.train() itself
+    optimizer = torch.optim.SGD(model.parameters(), lr=TRAIN_LR, momentum=TRAIN_MOMENTUM)
     train_loader = DataLoader(
-        train_set, batch_size=16, shuffle=True, generator=torch.Generator().manual_seed(seed + 2)
+        train_set, batch_size=32, shuffle=True, generator=torch.Generator().manual_seed(seed + 2)
     )
-    eval_loader = DataLoader(eval_set, batch_size=24)
-    return model, train_loader, eval_loader, train_set
+    eval_loader = DataLoader(
+        eval_set, batch_size=24, generator=torch.Generator().manual_seed(seed + 3)
+    )
+    return model, optimizer, train_loader, eval_loader, train_set
 
 
-class WatchedSGD(torch.optim.SGD):
-    """SGD that counts steps and notices gradients accumulated over several backward passes."""
-
-    def __init__(self, params: list[nn.Parameter], **kwargs: Any) -> None:
-        super().__init__(params, **kwargs)
-        self.steps = 0
-        self.accumulated_steps = 0
-        self.latest: dict[int, torch.Tensor] = {}
-        for p in params:
-            p.register_hook(self._remember(id(p)))
-
-    def _remember(self, key: int) -> Callable[[torch.Tensor], None]:
-        def hook(grad: torch.Tensor) -> None:
-            self.latest[key] = grad.detach().clone()
-
-        return hook
-
-    @torch.no_grad()
-    def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
-        """Count the step and whether it used accumulated gradients, then take it."""
-        self.steps += 1
-        for group in self.param_groups:
-            for p in group["params"]:
-                latest = self.latest.get(id(p))
-                if p.grad is not None and latest is not None:
-                    if not torch.allclose(p.grad, latest, atol=1e-7, rtol=1e-5):
-                        self.accumulated_steps += 1
-                        break
-        return super().step(closure)
+def training_rng_seed(seed: int) -> int:
+    """Task 7: the global torch seed set around the call (dropout's masks)."""
+    return (seed + 4) % 2**63
 
 
 # --------------------------------------------------------------------------- per task
@@ -337,9 +441,10 @@ def _on_meta(function: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[A
         return call(function, *args, **kwargs)
 
 
-def missing_weights_file() -> str:
-    """A weights path that does not exist (task 1 passes it on)."""
-    return str(Path(tempfile.gettempdir()) / "no-such-dir-autograder" / "vgg16.pth")
+def missing_weights_file(seed: int) -> str:
+    """Task 1: a weights path, drawn from the seed, that does not exist."""
+    token = f"{seed % 2**64:016x}"
+    return f"/no-such-dir-autograder-{token[:6]}/vgg16-{token[6:]}.pth"
 
 
 def _record_load(load_vgg16: Callable[..., Any], seed: int) -> dict[str, Any]:
@@ -347,33 +452,32 @@ def _record_load(load_vgg16: Callable[..., Any], seed: int) -> dict[str, Any]:
     out: dict[str, Any] = {"model": {"error": error} if error else describe_module(model)}
     del model
     with torch.device("meta"):  # a student who ignores the path builds a VGG16
-        _, error = call(load_vgg16, weights=missing_weights_file())
+        _, error = call(load_vgg16, weights=missing_weights_file(seed))
     out["missing_file"] = error or {"returned": True}
     return out
 
 
 def _record_freeze(freeze_and_unfreeze: Callable[..., Any], seed: int) -> dict[str, Any]:
     out = {}
-    for head_first in (False, True):
-        model = meta_model("vgg16")
-        if head_first:
-            swap_vgg_head(model)
+    for order in FREEZE_ORDERS:
+        model, classes = freeze_fixture(seed, order)
         result, error = call(freeze_and_unfreeze, model)
         if error:
-            out[str(head_first)] = {"error": error}
+            out[order] = {"error": error}
             continue
-        if not head_first and isinstance(result, nn.Module):
+        if order == "head_after" and isinstance(result, nn.Module):
             try:
-                swap_vgg_head(result)
+                swap_vgg_head(result, classes)
             except Exception:  # not a VGG any more: the description shows it
                 pass
-        out[str(head_first)] = describe_module(result)
+        out[order] = describe_module(result)
     return out
 
 
 def _record_head(replace_head: Callable[..., Any], seed: int) -> dict[str, Any]:
     out = {}
-    for family, classes, real in HEAD_CASES:
+    for family, real in HEAD_CASES:
+        classes = head_classes(family, seed)
         model = head_fixture(family, real, seed)
         old = dict(model.named_parameters())
         result, error = call(replace_head, model, classes)
@@ -406,7 +510,7 @@ def _apply(transform: Callable[..., Any], image: torch.Tensor) -> Any:
 def _record_transforms(build_transforms: Callable[..., Any], seed: int) -> dict[str, Any]:
     constants, textures = transform_fixture(seed)
     out = {}
-    for size, normalization, augment in TRANSFORM_CASES:
+    for size, normalization, augment in transform_cases(seed):
         key = f"{size}-{normalization}-{augment}"
         result, error = call(build_transforms, size, normalization, augment=augment)
         if error:
@@ -433,7 +537,7 @@ def _record_transforms(build_transforms: Callable[..., Any], seed: int) -> dict[
 def _record_optimizer(make_optimizer: Callable[..., Any], seed: int) -> dict[str, Any]:
     out = []
     for _, model in optimizer_fixture(seed):
-        opt, error = call(make_optimizer, model, **OPTIMIZER_ARGS)
+        opt, error = call(make_optimizer, model, **optimizer_args(seed))
         if error:
             out.append({"error": error})
             continue
@@ -475,24 +579,13 @@ def _record_stats(channel_stats: Callable[..., Any], seed: int) -> dict[str, Any
 
 
 def _record_train(train_and_evaluate: Callable[..., Any], seed: int) -> dict[str, Any]:
-    model, train_loader, eval_loader, _ = training_fixture(seed)
-    model.eval()  # as after an evaluation: a loop must call model.train() itself
-    optimizer = WatchedSGD(list(model.parameters()), lr=0.05, momentum=0.9)
-    modes: list[bool] = []
-    handle = model.register_forward_hook(lambda m, i, o: modes.append(m.training))
+    model, optimizer, train_loader, eval_loader, _ = training_fixture(seed)
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+        torch.manual_seed(training_rng_seed(seed))
         result, error = call(
             train_and_evaluate, model, optimizer, train_loader, eval_loader, epochs=TRAIN_EPOCHS
         )
-    handle.remove()
-    out: dict[str, Any] = {
-        "steps": optimizer.steps,
-        "accumulated_steps": optimizer.accumulated_steps,
-        "first_mode": modes[0] if modes else None,
-        "last_mode": modes[-1] if modes else None,
-        "state": state_of(model),
-    }
+    out: dict[str, Any] = {"state": state_of(model)}
     if error:
         out["error"] = error
         return out

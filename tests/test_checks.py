@@ -46,13 +46,7 @@ def graded(task: str, compare: Callable[[Any, int], None]) -> Callable[[Callable
 
 
 checks = SimpleNamespace(
-    **{
-        name: graded(check.record, check.compare)
-        for name, check in (
-            (check.compare.__name__, check) for check in grader_checks.CHECKS.values()
-        )
-    },
-    LECTURE_BUG_TRAINABLE=grader_checks.LECTURE_BUG_TRAINABLE,
+    **{task.check.__name__: graded(task.key, task.check) for task in grader_checks.TASKS},
 )
 
 
@@ -130,12 +124,12 @@ def test_exercise_solution_passes(
 def test_comparing_leaves_rng_alone(
     check: str, name: str, answer: Callable, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    compare = next(c for c in grader_checks.CHECKS.values() if c.compare.__name__ == check)
-    record = RECORDERS[compare.record](answer, SEED)  # the answer itself may draw numbers
+    task = next(t for t in grader_checks.TASKS if t.check.__name__ == check)
+    record = RECORDERS[task.key](answer, SEED)  # the answer itself may draw numbers
     torch.manual_seed(1234)
     expected_next = torch.rand(1)
     torch.manual_seed(1234)
-    compare.compare(record, SEED)
+    task.check(record, SEED)
     assert torch.equal(torch.rand(1), expected_next), "a check changed the grader's RNG state"
     assert capfd.readouterr().err == "", "a passing answer should leave stderr quiet"
 
@@ -185,12 +179,28 @@ def test_load_returning_resnet_is_named() -> None:
 
 
 def test_lecture_bug_is_named_with_its_fix() -> None:
+    from autograder.checks.model_surgery import reference_trainable
+
     message = failure(checks.check_freezing, ref.lecture_unfreeze)
     assert "lecture's freezing bug" in message
     assert "classifier.1 (ReLU)" in message and "classifier.3 (Linear)" in message
     assert "requires_grad_(True)" in message
-    assert "119,586,826 trainable parameters" in message  # what should have trained
-    assert "40,970 trainable parameters" in message  # what did
+    names, sizes, head_only = reference_trainable(SEED, "head_after")
+    should = sum(torch.Size(sizes[n]).numel() for n in names)
+    assert f"{should:,} trainable parameters" in message  # what should have trained
+    assert f"{head_only:,} trainable parameters" in message  # what did
+
+
+def test_vgg16_figures_of_the_lecture_bug() -> None:
+    """On VGG16 with 10 classes the counts are the lecture's: 119,586,826 and 40,970."""
+    from autograder.checks.common import lecture_bug_trainable
+    from course.grading_record import meta_model, swap_vgg_head
+
+    model = meta_model("vgg16")
+    swap_vgg_head(model, 10)
+    model = ref.unfreeze(ref.freeze_backbone(model))
+    assert sum(p.numel() for p in model.parameters() if p.requires_grad) == 119_586_826
+    assert lecture_bug_trainable(4096, 10) == 40_970
 
 
 def test_lecture_bug_written_by_a_student_is_named() -> None:
@@ -208,8 +218,11 @@ def test_head_only_is_named_a_linear_probe() -> None:
     def freeze_only(model: nn.Module) -> nn.Module:
         return model.requires_grad_(False)
 
+    from autograder.checks.model_surgery import reference_trainable
+
     message = failure(checks.check_freezing, freeze_only)
-    assert f"only the new head trains ({checks.LECTURE_BUG_TRAINABLE:,} parameters)" in message
+    head_only = reference_trainable(SEED, "head_after")[2]
+    assert f"only the new head trains ({head_only:,} parameters)" in message
     assert "linear probe" in message and "classifier[0]" in message
 
 
@@ -255,13 +268,20 @@ def test_head_without_in_features_is_named() -> None:
         return model
 
     message = failure(checks.check_head_replacement, fixed_in_features)
-    assert "resnet18" in message and "Linear(512, 7)" in message
+    from course.grading_record import head_classes
+
+    classes = head_classes("resnet18", SEED)
+    assert "resnet18" in message and f"Linear(512, {classes})" in message
     assert "old.in_features" in message
 
 
 def test_head_with_fixed_ten_classes_is_named() -> None:
     message = failure(checks.check_head_replacement, lambda model, n: ref.replace_head(model, 10))
-    assert "Linear(512, 10)" in message and "num_classes" in message
+    from course.grading_record import head_classes
+
+    classes = head_classes("vgg16", SEED)
+    assert f"Linear(4096, {classes})" in message and "Linear(4096, 10)" in message
+    assert "num_classes" in message
 
 
 def test_appended_layer_is_named() -> None:
@@ -408,7 +428,9 @@ def test_optimizer_with_fixed_lr_is_named() -> None:
     message = failure(
         checks.check_optimizer, lambda model, lr=0.01, momentum=0.9: ref.make_optimizer(model)
     )
-    assert "lr=0.005" in message and "lr=0.01" in message
+    from course.grading_record import optimizer_args
+
+    assert f"lr={optimizer_args(SEED)['lr']}" in message and "lr=0.01" in message
 
 
 def test_adam_is_named() -> None:
@@ -565,10 +587,10 @@ def test_correct_parametrized_loop_passes() -> None:
     ("mistake", "words"),
     [
         ({"zero_grad": False}, ["piled up", "optimizer.zero_grad()"]),
-        ({"step": False}, ["one step per minibatch", "0"]),
+        ({"step": False}, ["did not train", "optimizer.step()"]),
         ({"train_mode": False}, ["not in training mode", "model.train()"]),
         ({"eval_mode": False}, ["evaluated in training mode", "model.eval()"]),
-        ({"per_epoch": True}, ["one loss per minibatch", "24 losses"]),
+        ({"per_epoch": True}, ["one loss per minibatch", "6 losses"]),
         ({"percent": False}, ["in percent (0-100)"]),
         ({"batch_average": True}, ["averaging per-batch accuracies"]),
     ],
@@ -587,7 +609,7 @@ def test_loss_must_fall() -> None:
         return _loop()(model, optimizer, train_loader, eval_loader, epochs)
 
     message = failure(checks.check_training, no_learning)
-    assert "the loss did not fall" in message
+    assert "the weights did not train" in message
 
 
 # --------------------------------------------------------------------------- feedback

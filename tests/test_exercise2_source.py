@@ -16,6 +16,7 @@ import pytest
 
 from autograder.checks.staged import CHECKS
 from autograder.exercise import checks_for, exercise_source
+from autograder.tasks import tasks_for
 from course.grading_staged import RECORDERS
 from solutions import staged
 
@@ -87,7 +88,10 @@ def test_every_test_cell_records_its_task_and_has_a_check(
         recorded[nbgrader(cell)["grade_id"]] = calls[0][0]
     assert recorded == {gid: check.record for gid, check in CHECKS.items()}
     assert set(recorded.values()) == set(RECORDERS)
-    assert checks_for(ASSIGNMENT) is CHECKS
+    assert {gid: c.record for gid, c in checks_for(ASSIGNMENT).items()} == recorded
+    assert {t.grade_id: t.points for t in tasks_for(ASSIGNMENT)} == {
+        f"task{n}-test": p for n, p in TASK_POINTS.items() if n < 5
+    }
 
 
 def test_solution_regions_are_generated_from_solutions_staged() -> None:

@@ -117,7 +117,7 @@ def test_every_autograded_test_cell_records_its_task(notebook: nbformat.Notebook
         assert len(calls) == 1, hidden[0]
         assert "autograder" not in hidden[0] and "solutions" not in hidden[0]
         recorded[nbgrader(cell)["grade_id"]] = calls[0][0]
-    assert recorded == {gid: check.record for gid, check in checks.CHECKS.items()}
+    assert recorded == {task.grade_id: task.key for task in checks.TASKS}
     assert set(recorded.values()) <= set(RECORDERS)
 
 

@@ -7,10 +7,10 @@ from typing import Any
 
 import torch
 
-from autograder.checks.common import TASKS, entry, fmt, isolated, raise_if_error
+from autograder.checks.common import entry, fmt, isolated, raise_if_error, title
 from autograder.feedback import fail
 from course.data import LECTURE_TYPO_STD, NORMALIZATIONS
-from course.grading_record import STATS_BATCHES, TRANSFORM_CASES, stats_fixture, transform_fixture
+from course.grading_record import STATS_BATCHES, stats_fixture, transform_cases, transform_fixture
 from solutions import transfer as reference
 
 # --------------------------------------------------------------------------- task 4
@@ -36,9 +36,9 @@ def check_transforms(record: Mapping[str, Any], seed: int) -> None:
     ``0.2255`` typo shows); resizing and cropping are checked with a tolerance on textured
     images; a random crop must be *some* window of the resized image and must vary.
     """
-    task = TASKS["transforms"]
+    task = title("transforms")
     constants, textures = transform_fixture(seed)
-    for size, normalization, augment in TRANSFORM_CASES:
+    for size, normalization, augment in transform_cases(seed):
         call = f"build_transforms({size}, {normalization!r}, augment={augment})"
         found = entry(record, f"{size}-{normalization}-{augment}")
         raise_if_error(task, found, call)
@@ -290,7 +290,7 @@ def check_channel_stats(record: Mapping[str, Any], seed: int) -> None:
     Two loaders over the same images were recorded: minibatches of 16 (the last one smaller)
     and one single batch. Typical mistakes are recognized by name.
     """
-    task = TASKS["stats"]
+    task = title("stats")
     images, _ = stats_fixture(seed)
     want_mean, want_std = (
         torch.tensor(v, dtype=torch.float64) for v in reference.channel_stats(images)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -11,23 +12,27 @@ import torchvision
 from torch import nn
 
 from autograder.checks.common import (
-    LECTURE_BUG_TRAINABLE,
-    TASKS,
     count,
     entry,
     isolated,
+    lecture_bug_trainable,
     raise_if_error,
     require_module,
     shapes,
+    title,
     trainable_names,
 )
 from autograder.feedback import fail, summarize
 from course.grading_record import (
+    FREEZE_ORDERS,
     HEAD_CASES,
     HEAD_FROZEN,
+    freeze_fixture,
+    head_classes,
     head_fixture,
     meta_model,
     missing_weights_file,
+    swap_vgg_head,
 )
 from solutions import transfer as reference
 
@@ -50,7 +55,7 @@ def check_load_vgg16(record: Mapping[str, Any], seed: int) -> None:
     raise the course's ``WeightsError``: that shows the argument reaches
     ``course.models.load_model`` instead of being ignored.
     """
-    task = TASKS["load"]
+    task = title("load")
     call = "load_vgg16(weights='random')"
     found_model = entry(record, "model")
     raise_if_error(task, found_model, call)
@@ -83,18 +88,34 @@ def check_load_vgg16(record: Mapping[str, Any], seed: int) -> None:
             "weights a model carries, and gives a clear error when ImageNet weights are not "
             "available.",
         )
-    outcome = entry(record, "missing_file")
-    if isinstance(outcome, Mapping) and outcome.get("course_error"):
-        return
+    check_missing_file(task, entry(record, "missing_file"), seed)
+
+
+def check_missing_file(task: str, outcome: Any, seed: int) -> None:
+    """A missing weights file must give the reference's error: its type, naming the file.
+
+    The path is drawn from the seed, so only a function that passes ``weights`` on to
+    ``course.models.load_model`` produces this outcome; the parent recomputes it.
+    """
+    path = missing_weights_file(seed)
+    with isolated(), torch.device("meta"):
+        try:
+            reference.load_vgg16(weights=path)
+        except Exception as error:  # the reference's outcome: WeightsError naming the path
+            want_type = type(error).__name__
+        else:  # pragma: no cover - the reference always refuses a missing file
+            raise AssertionError(f"the reference loaded {path}")
+    call = f"load_vgg16(weights={path!r})"
     if isinstance(outcome, Mapping) and "type" in outcome:
-        found = f"{outcome.get('type')}: {outcome.get('message', '')}"
+        found = f"{outcome.get('type')}: {str(outcome.get('message', ''))[:300]}"
+        if outcome.get("type") == want_type and Path(path).name in str(outcome.get("message")):
+            return
     else:
         found = "a model, as if the argument were ignored"
     fail(
         task,
         "the `weights` argument does not reach course.models.load_model.",
-        expected=f"load_vgg16(weights={missing_weights_file()!r}) to raise "
-        "course.errors.WeightsError",
+        expected=f"{call} to raise course.errors.{want_type} naming that file",
         found=found,
         hint="Pass the argument on: `load_model('vgg16', weights=weights)`, not a fixed value.",
     )
@@ -103,32 +124,32 @@ def check_load_vgg16(record: Mapping[str, Any], seed: int) -> None:
 # --------------------------------------------------------------------------- task 2
 
 
-def reference_trainable(head_first: bool) -> tuple[list[str], dict[str, list[int]]]:
-    """Parameter names the reference leaves trainable, and every tensor's shape."""
-    model = meta_model("vgg16")
+def reference_trainable(seed: int, order: str) -> tuple[list[str], dict[str, list[int]], int]:
+    """Parameter names the reference leaves trainable, every tensor's shape, head size."""
+    model, classes = freeze_fixture(seed, order)
     with torch.device("meta"):
-        if head_first:
-            model = reference.replace_head(model, 10)
         model = reference.unfreeze(reference.freeze_backbone(model))
-        if not head_first:
-            model = reference.replace_head(model, 10)
-    return [n for n, p in model.named_parameters() if p.requires_grad], shapes(model)
+        if order == "head_after":
+            swap_vgg_head(model, classes)
+    head = model.classifier[6]
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    return trainable, shapes(model), lecture_bug_trainable(head.in_features, head.out_features)
 
 
 def check_freezing(record: Mapping[str, Any], seed: int) -> None:
     """Task 2: exactly fc6, fc7 and the head train; the lecture's bug is named with its fix.
 
-    Two orders were recorded on a VGG16 on the meta device: the lecture's (freeze, then a
-    new head) and the reverse (head replaced first). Both must leave exactly the reference's
-    parameter names trainable.
+    Two seeded VGG-shaped models (meta device, drawn widths, depths and class counts) were
+    recorded: one in the lecture's order (the function, then a new head), one with its head
+    replaced first. Both must leave exactly the reference's parameter names trainable.
     """
-    task = TASKS["freeze"]
-    for head_first in (False, True):
-        found = entry(record, str(head_first))
-        raise_if_error(task, found, "freeze_and_unfreeze(<VGG>)")
+    task = title("freeze")
+    for order in FREEZE_ORDERS:
+        found = entry(record, order)
+        raise_if_error(task, found, "freeze_and_unfreeze(<VGG-like model>)")
         model = require_module(task, found, "freeze_and_unfreeze(model)")
-        expected, sizes = reference_trainable(head_first)
-        compare_trainable(task, model, expected, sizes, head_first)
+        expected, sizes, head_only = reference_trainable(seed, order)
+        compare_trainable(task, model, expected, sizes, order == "head_before", head_only)
 
 
 def compare_trainable(
@@ -137,6 +158,7 @@ def compare_trainable(
     expected: list[str],
     sizes: Mapping[str, list[int]],
     head_first: bool,
+    head_only: int,
 ) -> None:
     """Fail with the most specific diagnosis when the trainable parameters differ."""
     found = trainable_names(model)
@@ -163,10 +185,10 @@ def compare_trainable(
             "frozen",
             hint=FREEZE_FIX,
         )
-    if not head_first and count(found, found_sizes) == LECTURE_BUG_TRAINABLE:
+    if not head_first and count(found, found_sizes) == head_only:
         fail(
             task,
-            f"only the new head trains ({LECTURE_BUG_TRAINABLE:,} parameters): a linear probe, "
+            f"only the new head trains ({head_only:,} parameters): a linear probe, "
             "which is what the lecture's code really ran, not fine-tuning fc6 and fc7.",
             expected=want,
             found=got,
@@ -224,8 +246,9 @@ def check_head_replacement(record: Mapping[str, Any], seed: int) -> None:
     ``solutions.transfer.replace_head``. Every other parameter must keep its value and its
     ``requires_grad`` flag.
     """
-    task = TASKS["head"]
-    for family, classes, real in HEAD_CASES:
+    task = title("head")
+    for family, real in HEAD_CASES:
+        classes = head_classes(family, seed)
         found = entry(record, family)
         model_type = type(meta_model(family)).__name__
         call = f"replace_head(<{model_type}>, {classes})"

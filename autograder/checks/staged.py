@@ -23,6 +23,7 @@ from torchvision.transforms import v2 as T
 from autograder.checks.common import entry, isolated, raise_if_error
 from autograder.feedback import fail, summarize
 from autograder.scoring import Check
+from autograder.tasks import Task, checks_of, register_tasks
 from course.grading_staged import (
     BestWatcher,
     EpochWatcher,
@@ -34,12 +35,16 @@ from course.grading_staged import (
 from course.models.imagenet import IMAGENET_PREPROCESSING
 from solutions import staged as reference
 
-TASKS = {
-    "groups": "Task 1 (parameter groups)",
-    "stages": "Task 2 (training in stages)",
-    "best": "Task 3 (keeping the best state)",
-    "predict": "Task 4 (predict)",
+ASSIGNMENT = "fine_tuning_in_stages"
+#: Task key -> (number, label, points): the source of the table at the end of this module.
+ROWS = {
+    "groups": (1, "parameter groups", 3),
+    "stages": (2, "training in stages", 3),
+    "best": (3, "keeping the best state", 3),
+    "predict": (4, "predict", 3),
 }
+#: Task key -> how feedback names it, e.g. "Task 1 (parameter groups)".
+TASKS = {key: f"Task {number} ({label})" for key, (number, label, _) in ROWS.items()}
 #: Weights after training may differ by float rounding between the kernel and this process.
 STATE_TOLERANCE = {"atol": 1e-4, "rtol": 1e-3}
 #: Model input: resizing with PIL instead of tensors moves values by at most 0.026 (measured).
@@ -654,10 +659,15 @@ def check_one_prediction(
     )
 
 
-#: grade_id of each test cell of ``fine_tuning_in_stages`` -> its check (record = task key).
-CHECKS: dict[str, Check] = {
-    "task1-test": Check("groups", check_groups),
-    "task2-test": Check("stages", check_stages),
-    "task3-test": Check("best", check_best),
-    "task4-test": Check("predict", check_predict),
-}
+#: The exercise's tasks: key (record + recorder), test cell, number, label, check, points.
+TABLE: tuple[Task, ...] = register_tasks(
+    ASSIGNMENT,
+    (
+        Task(key, f"task{number}-test", number, label, check, points)
+        for (key, (number, label, points)), check in zip(
+            ROWS.items(), (check_groups, check_stages, check_best, check_predict), strict=True
+        )
+    ),
+)
+#: grade_id of each test cell -> how it is scored (derived from :data:`TABLE`).
+CHECKS: dict[str, Check] = checks_of(TABLE)

@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
-from autograder.checks.common import TASKS, entry, isolated, raise_if_error
+from autograder.checks.common import entry, isolated, raise_if_error, title
 from autograder.feedback import fail, summarize
 from course.grading_record import (
-    OPTIMIZER_ARGS,
     TRAIN_EPOCHS,
+    optimizer_args,
     optimizer_fixture,
     training_fixture,
+    training_rng_seed,
 )
-from course.training import evaluate
 from solutions import transfer as reference
 
 #: Optimizer settings that must be SGD's defaults (or the arguments given).
@@ -28,14 +30,15 @@ SETTINGS = ("lr", "momentum", "weight_decay", "dampening", "nesterov")
 
 def check_optimizer(record: Mapping[str, Any], seed: int) -> None:
     """Task 5: SGD over exactly the trainable parameters, with the given lr and momentum."""
-    task = TASKS["optimizer"]
-    args = ", ".join(f"{k}={v}" for k, v in OPTIMIZER_ARGS.items())
+    task = title("optimizer")
+    given = optimizer_args(seed)
+    args = ", ".join(f"{k}={v}" for k, v in given.items())
     recorded = entry(record, "models")
     for (label, model), found in zip(optimizer_fixture(seed), recorded, strict=True):
         call = f"make_optimizer(<{label}>, {args})"
         raise_if_error(task, found, call)
         with isolated():
-            ref = reference.make_optimizer(model, **OPTIMIZER_ARGS)
+            ref = reference.make_optimizer(model, **given)
         want_type = f"{type(ref).__module__}.{type(ref).__qualname__}"
         if not found.get("is_optimizer") or found.get("type") != want_type:
             fail(
@@ -82,42 +85,127 @@ def check_optimizer(record: Mapping[str, Any], seed: int) -> None:
 
 # --------------------------------------------------------------------------- task 7
 
+#: How close the student's trained weights must be to the reference's (float32 on the CPU:
+#: the same operations give the same numbers; a different loss reduction order differs by
+#: about 1e-7).
+WEIGHT_ATOL, WEIGHT_RTOL = 1e-5, 1e-4
 
-def mean_loss(model: nn.Module, dataset: torch.utils.data.TensorDataset) -> float:
-    """Cross-entropy of ``model`` over the whole data set, in evaluation mode."""
-    model.eval()
-    with torch.no_grad():
-        images, labels = dataset.tensors
-        return nn.functional.cross_entropy(model(images), labels).item()
+
+@dataclass(frozen=True)
+class LoopVariant:
+    """The reference loop, or one of the mistakes students make in it, with its hint."""
+
+    name: str
+    problem: str
+    expected: str
+    hint: str
+    zero_grad: bool = True
+    train_mode: bool = True
+    eval_mode: bool = True
+    step: bool = True
+
+
+#: The reference first, then each mistake whose weights the grader recomputes to name it.
+VARIANTS: tuple[LoopVariant, ...] = (
+    LoopVariant("reference", "", "", ""),
+    LoopVariant(
+        "no zero_grad",
+        "gradients piled up from earlier minibatches.",
+        "each step to use only the current minibatch's gradient",
+        "Call `optimizer.zero_grad()` before `loss.backward()` in every iteration.",
+        zero_grad=False,
+    ),
+    LoopVariant(
+        "no train()",
+        "the model was not in training mode while it trained.",
+        "model.train() before the training loop",
+        "Call `model.train()` at the start of each epoch (dropout and BatchNorm must be "
+        "active).",
+        train_mode=False,
+    ),
+    LoopVariant(
+        "no eval()",
+        "the model was evaluated in training mode (dropout still active, BatchNorm "
+        "statistics still updating).",
+        "model.eval() before the loop over eval_loader",
+        "Call `model.eval()` and wrap the evaluation loop in `with torch.no_grad():`.",
+        eval_mode=False,
+    ),
+    LoopVariant(
+        "no step",
+        "the weights did not train.",
+        "one optimizer.step() per minibatch",
+        "Use `nn.functional.cross_entropy(model(images), labels)`, call "
+        "`loss.backward()` and `optimizer.step()` for every minibatch.",
+        step=False,
+    ),
+)
+
+
+def reference_loop(seed: int, variant: LoopVariant) -> tuple[dict[str, torch.Tensor], list, float]:
+    """Run the task's loop (or ``variant``'s mistake) on the seed's inputs, as the kernel did.
+
+    Returns the final state dict, the minibatch losses and the accuracy in percent.
+    """
+    model, optimizer, train_loader, eval_loader, _ = training_fixture(seed)
+    losses = []
+    with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.manual_seed(training_rng_seed(seed))
+        for _ in range(TRAIN_EPOCHS):
+            if variant.train_mode:
+                model.train()
+            for images, labels in train_loader:
+                loss = nn.functional.cross_entropy(model(images), labels)
+                if variant.zero_grad:
+                    optimizer.zero_grad()
+                loss.backward()
+                if variant.step:
+                    optimizer.step()
+                losses.append(loss.item())
+        if variant.eval_mode:
+            model.eval()
+        correct = total = 0
+        with torch.no_grad():
+            for images, labels in eval_loader:
+                correct += (model(images).argmax(dim=1) == labels).sum().item()
+                total += labels.numel()
+    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    return state, losses, 100.0 * correct / total
+
+
+def same_state(found: Any, want: Mapping[str, torch.Tensor]) -> bool:
+    """True when ``found`` holds the same tensors as ``want``, within the tolerance."""
+    if not isinstance(found, Mapping) or set(found) != set(want):
+        return False
+    for key, value in want.items():
+        other = found[key]
+        if not isinstance(other, torch.Tensor) or other.shape != value.shape:
+            return False
+        if value.is_floating_point():
+            close = torch.allclose(
+                other.double(), value.double(), atol=WEIGHT_ATOL, rtol=WEIGHT_RTOL
+            )
+            if not close:
+                return False
+        elif not torch.equal(other, value):
+            return False
+    return True
 
 
 def check_training(record: Mapping[str, Any], seed: int) -> None:
-    """Task 7: the loop lowers the loss, steps once per minibatch, and reports accuracy in %.
+    """Task 7: the loop's trained weights, losses and accuracy equal the reference loop's.
 
-    The loss before and after and the accuracy are measured here, on the trained weights the
-    kernel saved (the numbers the function returns are not trusted); the step count,
-    ``zero_grad`` and train/eval modes were watched in the kernel while it ran.
+    The kernel ran the student's loop on seeded data, weights and dropout masks, and saved
+    the model's final state (weights and BatchNorm statistics), the losses and the accuracy.
+    Here the reference loop runs on the same inputs: the weights must match within float32
+    tolerance. When they do not, the usual mistakes (no ``zero_grad``, no ``model.train()``,
+    evaluation in training mode, no step) are rerun too, and the one that reproduces the
+    student's weights is named with its fix. Nothing was watched in the kernel.
     """
-    task = TASKS["train"]
+    task = title("train")
     call = f"train_and_evaluate(model, optimizer, train_loader, eval_loader, epochs={TRAIN_EPOCHS})"
     raise_if_error(task, record, call)
-    with isolated():
-        model, train_loader, eval_loader, train_set = training_fixture(seed)
-        loss_before = mean_loss(model, train_set)
-        state = entry(record, "state")
-        try:
-            model.load_state_dict(dict(state))
-        except Exception:  # a model whose tensors changed shape or name
-            fail(
-                task,
-                "the model's parameters changed shape or name during training.",
-                expected="the same model, with trained weights",
-                found="a state dict that does not fit the model",
-                hint="Train the model you are given; do not replace its layers.",
-            )
-        loss_after = mean_loss(model, train_set)
-        accuracy = evaluate(model, eval_loader)
-    batches = TRAIN_EPOCHS * len(train_loader)
     if "form" in record:
         fail(
             task,
@@ -126,32 +214,30 @@ def check_training(record: Mapping[str, Any], seed: int) -> None:
             found=str(record["form"]),
             hint="Append `loss.item()` after each minibatch and return `losses, accuracy`.",
         )
-    steps = int(entry(record, "steps"))
-    if steps != batches:
+    found_state = entry(record, "state")
+    want_state, want_losses, want_accuracy = reference_loop(seed, VARIANTS[0])
+    batches = len(want_losses)
+    if not same_state(found_state, want_state):
+        for variant in VARIANTS[1:]:
+            if same_state(found_state, reference_loop(seed, variant)[0]):
+                fail(
+                    task,
+                    variant.problem,
+                    expected=variant.expected,
+                    found=f"the weights after training are those of a loop with "
+                    f"'{variant.name}'",
+                    hint=variant.hint,
+                )
         fail(
             task,
-            "the optimizer did not take one step per minibatch.",
-            expected=f"{batches} calls to optimizer.step() ({TRAIN_EPOCHS} epochs x "
-            f"{len(train_loader)} minibatches)",
-            found=f"{steps}",
-            hint="Inside the loop over train_loader: zero_grad, forward, loss, backward, step.",
-        )
-    accumulated = int(entry(record, "accumulated_steps"))
-    if accumulated:
-        fail(
-            task,
-            "gradients piled up from earlier minibatches.",
-            expected="each step to use only the current minibatch's gradient",
-            found=f"{accumulated} of {batches} steps used accumulated gradients",
-            hint="Call `optimizer.zero_grad()` before `loss.backward()` in every iteration.",
-        )
-    if record.get("first_mode") is not True:
-        fail(
-            task,
-            "the model was not in training mode while it trained.",
-            expected="model.train() before the training loop",
-            found="model.eval() mode",
-            hint="Call `model.train()` at the start of each epoch (dropout must be active).",
+            "the weights after training differ from the reference loop's.",
+            expected=f"{call}: the weights of {TRAIN_EPOCHS} epochs x "
+            f"{batches // TRAIN_EPOCHS} minibatches of SGD steps on the given model",
+            found=summarize_difference(found_state, want_state),
+            hint="Inside the loop over train_loader: forward, "
+            "`nn.functional.cross_entropy`, `optimizer.zero_grad()`, `loss.backward()`, "
+            "`optimizer.step()`, one step per minibatch; `model.train()` before training and "
+            "`model.eval()` before evaluating. Train the model and optimizer you are given.",
         )
     losses = list(entry(record, "losses"))
     if len(losses) != batches:
@@ -162,28 +248,21 @@ def check_training(record: Mapping[str, Any], seed: int) -> None:
             found=f"{len(losses)}",
             hint="Append `loss.item()` inside the loop over minibatches, as in the lecture's plot.",
         )
-    if not loss_after < 0.8 * loss_before:
+    if not all(
+        math.isclose(float(a), b, rel_tol=1e-4, abs_tol=1e-5)
+        for a, b in zip(losses, want_losses, strict=True)
+    ):
         fail(
             task,
-            "the loss did not fall.",
-            expected=f"cross-entropy on the training set to fall below {0.8 * loss_before:.3f} "
-            f"(from {loss_before:.3f})",
-            found=f"{loss_after:.3f}",
-            hint="Use `nn.functional.cross_entropy(model(images), labels)`, call "
-            "`loss.backward()` and `optimizer.step()` for every minibatch.",
-        )
-    if record.get("last_mode") is not False:
-        fail(
-            task,
-            "the model was evaluated in training mode (dropout still active).",
-            expected="model.eval() before the loop over eval_loader",
-            found="the last forward pass ran in training mode",
-            hint="Call `model.eval()` and wrap the evaluation loop in `with torch.no_grad():`.",
+            "the returned losses are not the minibatch losses of this run.",
+            expected=f"({', '.join(f'{v:.4f}' for v in want_losses[:3])}, ...)",
+            found=f"({', '.join(f'{float(v):.4f}' for v in losses[:3])}, ...)",
+            hint="Append `loss.item()` of each minibatch, in order, right after computing it.",
         )
     reported = float(entry(record, "accuracy"))
-    if math.isclose(reported, accuracy, abs_tol=1e-3):
+    if math.isclose(reported, want_accuracy, abs_tol=1e-3):
         return
-    if math.isclose(reported * 100, accuracy, abs_tol=1e-3):
+    if math.isclose(reported * 100, want_accuracy, abs_tol=1e-3):
         hint = "Report the accuracy in percent (0-100), as the lecture does: multiply by 100."
     else:
         hint = (
@@ -194,7 +273,27 @@ def check_training(record: Mapping[str, Any], seed: int) -> None:
     fail(
         task,
         "the reported accuracy does not match the trained model's.",
-        expected=f"{accuracy:.2f} (% correct on eval_loader, re-measured after training)",
+        expected=f"{want_accuracy:.2f} (% correct on eval_loader, recomputed after training)",
         found=f"{reported:.4g}",
         hint=hint,
     )
+
+
+def summarize_difference(found: Any, want: Mapping[str, torch.Tensor]) -> str:
+    """Which tensors differ, and by how much at most."""
+    if not isinstance(found, Mapping):
+        return "no weights were saved (the model was too large or replaced)"
+    if set(found) != set(want):
+        return f"other tensors: {summarize(sorted(set(found) ^ set(want)))}"
+    parts = []
+    for key, value in want.items():
+        other = found[key]
+        if not isinstance(other, torch.Tensor) or other.shape != value.shape:
+            parts.append(f"{key} (shape)")
+        elif value.is_floating_point():
+            gap = (other.double() - value.double()).abs().max().item()
+            if not gap <= WEIGHT_ATOL + WEIGHT_RTOL * value.abs().max().item():
+                parts.append(f"{key} (off by up to {gap:.3g})")
+        elif not torch.equal(other, value):
+            parts.append(f"{key} (differs)")
+    return "differ: " + ", ".join(parts[:6])

@@ -34,17 +34,16 @@ def checks_for(assignment: str) -> Mapping[str, Check]:
     Raises:
         RuntimeError: no checks are registered for ``assignment``.
     """
+    from autograder.tasks import checks_of, tasks_for
+
     if assignment in REGISTERED:
         return REGISTERED[assignment]
-    if assignment == "transfer_learning":
-        from autograder.checks import CHECKS
-
-        return CHECKS
-    if assignment == "fine_tuning_in_stages":
-        from autograder.checks.staged import CHECKS as STAGED_CHECKS
-
-        return STAGED_CHECKS
+    try:
+        return checks_of(tasks_for(assignment))
+    except KeyError:
+        pass
     raise RuntimeError(
         f"No checks are registered for the assignment {assignment!r}\n"
-        "  How to fix it: add them in autograder/exercise/__init__.py (register)."
+        "  How to fix it: register its task table (autograder.tasks.register_tasks), or its "
+        "checks (autograder.exercise.register)."
     )
