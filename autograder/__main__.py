@@ -253,6 +253,9 @@ def _run(args: argparse.Namespace, course: pipeline.CourseDir, names: list[str])
                     course, workers=args.workers, limits=limits, progress=not args.no_progress
                 )
             print(pipeline.summary_table(results, unmatched=pipeline.load_unmatched(course)))
+            from autograder.similarity import write_similarity_report
+
+            print(f"similarity report (no score changed): {write_similarity_report(course)}")
             if cmd == "all":
                 print(f"feedback: {course.root / 'feedback'}\ngrades: {csv_path}")
             damaged = pipeline.verify_originals(course)

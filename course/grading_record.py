@@ -308,6 +308,8 @@ def transform_cases(seed: int) -> tuple[tuple[int, str, bool], ...]:
     """Task 4: :data:`TRANSFORM_CASES` with the third size drawn from the seed (33 to 56)."""
     size = 33 + seed % 24
     return tuple((s or size, n, a) for s, n, a in TRANSFORM_CASES)
+
+
 #: Task 4: how many times the random training crop is drawn per textured image.
 CROP_DRAWS = 6
 
@@ -354,6 +356,8 @@ def optimizer_args(seed: int) -> dict[str, float]:
     lr = round(float(torch.randint(1, 100, (1,), generator=generator)) * 1e-3 + 1e-4, 4)
     momentum = round(float(torch.randint(50, 90, (1,), generator=generator)) / 100 + 0.005, 3)
     return {"lr": lr, "momentum": momentum}
+
+
 #: Task 6: batch sizes tried (the second one is the whole data set at once).
 STATS_BATCHES = (16, 50)
 

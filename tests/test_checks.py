@@ -652,3 +652,80 @@ def test_normalize_before_todtype_names_the_order() -> None:
 
     message = failure(checks.check_transforms, build)
     assert "`ToDtype(torch.float32, scale=True)` first" in message and "then `Normalize" in message
+
+
+# --------------------------------------------------------------------------- seeds and tags
+
+
+def test_prefix_line_begins_the_task_and_the_recorder_tags_its_record(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from autograder.tasks import cell_prefixes, draw_seeds, seeds_by_grade_id
+    from course import grading_record
+
+    monkeypatch.setenv(grading_record.RECORD_DIR_ENV, str(tmp_path))
+    seeds = draw_seeds(grader_checks.TASKS)
+    assert len(set(seeds.values())) == len(seeds) and all(0 <= s < 2**62 for s in seeds.values())
+    prefixes = cell_prefixes(grader_checks.TASKS, seeds)
+    assert set(prefixes) == {t.grade_id for t in grader_checks.TASKS}
+    exec(prefixes["task6-test"], {})  # what the driver runs just before the test cell
+    grading_record.record_task("stats", ref.channel_stats)
+    record = torch.load(tmp_path / "stats.pt", weights_only=True)
+    assert record["task"] == "stats" and record["seed"] == seeds["stats"]
+    stats = next(t for t in grader_checks.TASKS if t.key == "stats")
+    stats.verify(record, seeds_by_grade_id(grader_checks.TASKS, seeds)["task6-test"])
+    # The seed is used once: a second call in the same cell (or a later cell) records nothing.
+    (tmp_path / "stats.pt").unlink()
+    grading_record.record_task("stats", ref.channel_stats)
+    assert not (tmp_path / "stats.pt").exists()
+
+
+def test_recorder_refuses_without_begin_task(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from course import grading_record
+
+    monkeypatch.setenv(grading_record.RECORD_DIR_ENV, str(tmp_path))
+    grading_record._BEGUN.clear()
+    grading_record.record_task("freeze", reference_freezing)
+    grading_record.begin_task("head", 5)  # another task's seed does not open this one
+    grading_record.record_task("freeze", reference_freezing)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("tag", ["other seed", "other task", "no tag", "bool seed"])
+def test_parent_refuses_a_record_with_another_tag(tag: str) -> None:
+    task = next(t for t in grader_checks.TASKS if t.key == "stats")
+    data = RECORDERS["stats"](ref.channel_stats, SEED)
+    record = {
+        "other seed": {"task": "stats", "seed": SEED + 1, "data": data},
+        "other task": {"task": "optimizer", "seed": SEED, "data": data},
+        "no tag": data,
+        "bool seed": {"task": "stats", "seed": True, "data": data},
+    }[tag]
+    with pytest.raises(CheckFailure) as info:
+        task.verify(record, 1 if tag == "bool seed" else SEED)
+    assert "not made by this task's test cell during this grading run" in str(info.value)
+    task.verify({"task": "stats", "seed": SEED, "data": data}, SEED)  # the right tag passes
+
+
+@pytest.mark.parametrize(("check", "name", "answer"), CHECKS, ids=[c[0] for c in CHECKS])
+def test_no_constant_passes_another_seed(check: str, name: str, answer: Callable) -> None:
+    """A record computed correctly for one seed fails for another: every task's inputs vary."""
+    task = next(t for t in grader_checks.TASKS if t.check.__name__ == check)
+    for seed, other in ((SEED, SEED + 1), (11, 2**61 + 5)):
+        buffer = io.BytesIO()
+        torch.save(RECORDERS[task.key](answer, seed), buffer)
+        buffer.seek(0)
+        record = torch.load(buffer, weights_only=True)
+        with pytest.raises(CheckFailure):
+            task.check(record, other)
+
+
+def test_every_task_has_a_recorder_and_a_prefix() -> None:
+    from course.grading_record import prefix_line
+
+    for task in grader_checks.TASKS:
+        assert task.recorder is RECORDERS[task.key]
+        line = prefix_line(task.key, 7)
+        assert "\n" not in line and line.endswith(f"begin_task({task.key!r}, 7)")
+    with pytest.raises(KeyError):
+        prefix_line("nonexistent", 1)

@@ -190,3 +190,16 @@ def test_source_with_solutions_passes_all_its_tests(
             stderr = [o.text for o in cell.outputs if o.get("name") == "stderr"]
             assert not stderr, f"{nbgrader(cell)['grade_id']} wrote to stderr: {stderr}"
     print(f"executed the exercise with solutions in {elapsed:.1f} s")
+
+
+def test_task_table_matches_the_source(notebook: nbformat.NotebookNode) -> None:
+    """The table's grade_ids, numbers and points are the source's test cells'."""
+    cells = {
+        nbgrader(c)["grade_id"]: nbgrader(c)["points"]
+        for c in graded(notebook)
+        if c.cell_type == "code"
+    }
+    assert {t.grade_id: t.points for t in checks.TASKS} == cells
+    for task in checks.TASKS:
+        assert task.grade_id == f"task{task.number}-test"
+        assert TASK_POINTS[task.number] == task.points

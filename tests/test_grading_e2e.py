@@ -11,8 +11,13 @@ points as ``manual_pending``, and "full marks" below means every autograded poin
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import copy
 import csv
+import inspect
+import io
+from collections.abc import Iterator
 from pathlib import Path
 
 import nbformat
@@ -27,6 +32,7 @@ from autograder.intake import verify_originals
 from autograder.limits import Limits
 from autograder.release import exercise_source, fill_from_source
 from autograder.sandbox_run import isolation
+from autograder.tasks import cell_prefixes, tasks_for
 
 pytestmark = [
     pytest.mark.slow,
@@ -104,6 +110,103 @@ def channel_stats(loader):
 """
 
 
+#: Tasks whose records are small enough to forge as constants inside a notebook cell.
+SMALL_TASKS = ("load", "freeze", "optimizer", "stats", "train")
+#: The seed the constant forgers computed their records with (not the grader's).
+FORGED_SEED = 12345
+
+
+def _forged_records() -> str:
+    """Records of the reference answers for :data:`FORGED_SEED`, as base64 (what a forger
+    could compute once, offline, and share with a class)."""
+    import torch
+
+    from course.grading_record import RECORDERS
+    from solutions import exercise as answers
+
+    functions = {
+        "load": answers.load_vgg16,
+        "freeze": answers.freeze_and_unfreeze,
+        "optimizer": answers.make_optimizer,
+        "stats": answers.channel_stats,
+        "train": answers.train_and_evaluate,
+    }
+    buffer = io.BytesIO()
+    torch.save({key: RECORDERS[key](functions[key], FORGED_SEED) for key in SMALL_TASKS}, buffer)
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+#: Constants: every record replaced by a correct record for another seed, tagged with the
+#: seed the forger learns when the task's cell starts.
+CONSTANTS_FORGER = """\
+import base64, io
+import course.grading_record as _gr
+_FORGED = torch.load(io.BytesIO(base64.b64decode("{data}")), weights_only=True)
+_real_record_task = _gr.record_task
+def _record_task(task, function):
+    if task not in {tasks}:
+        return _real_record_task(task, function)
+    seed = _gr._BEGUN.pop(task, 0)
+    if task in _FORGED:
+        _gr.save(task, {{"task": task, "seed": seed, "data": _FORGED[task]}})
+_gr.record_task = _record_task
+"""
+#: Recorder rewrite: builds each task's inputs from the learned seed and records plausible
+#: results (the inputs handed back) without calling the student's function.
+RECORDER_FORGER = """\
+import course.grading_record as _gr
+def _plausible(*args, **kwargs):
+    return args[0] if args else kwargs.get("weights")
+def _record_task(task, function):
+    seed = _gr._BEGUN.pop(task, 0)
+    _gr.save(task, {"task": task, "seed": seed, "data": _gr.RECORDERS[task](_plausible, seed)})
+_gr.record_task = _record_task
+"""
+#: Record files written straight into the record folder before any test runs, and the
+#: recorder silenced so they stay.
+DIRECT_FORGER = """\
+import base64, io, os, pathlib
+import course.grading_record as _gr
+_FORGED = torch.load(io.BytesIO(base64.b64decode("{data}")), weights_only=True)
+_folder = pathlib.Path(os.environ.get(_gr.RECORD_DIR_ENV, "records"))
+_folder.mkdir(parents=True, exist_ok=True)
+for _task, _data in _FORGED.items():
+    torch.save({{"task": _task, "seed": {seed}, "data": _data}}, _folder / f"{{_task}}.pt")
+_gr.save = lambda *args, **kwargs: None
+"""
+#: A correct task 1 whose cell also forges task 2's record (a constant, as above).
+HIDDEN_FORGER = (
+    'def load_vgg16(weights="random"):\n'
+    '    return load_model("vgg16", weights=weights)\n' + CONSTANTS_FORGER
+)
+
+
+@contextlib.contextmanager
+def prefixing_driver() -> Iterator[None]:
+    """Until the notebook driver prepends each test cell's seed line itself (contract C1),
+    put the line into the prepared notebook's test cells here, with the run's seed, as the
+    driver will (the executed notebook shows it; the scoring path is the real one)."""
+    from autograder import submission
+
+    if "cell_prefix" in inspect.signature(submission.run_notebook).parameters:
+        yield
+        return
+    real = submission.run_notebook
+    tasks = tasks_for("transfer_learning")
+
+    def run_notebook(scratch, prepared, *, seed, **kwargs):  # type: ignore[no-untyped-def]
+        prefixes = cell_prefixes(tasks, {task.key: seed for task in tasks})
+        prefixed = copy.deepcopy(prepared)
+        for cell in prefixed.cells:
+            if grade_id(cell) in prefixes:
+                cell.source = prefixes[grade_id(cell)] + "\n" + cell.source
+        return real(scratch, prefixed, seed=seed, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(submission, "run_notebook", run_notebook)
+        yield
+
+
 def _after_setup(nb: nbformat.NotebookNode, source: str) -> nbformat.NotebookNode:
     out = copy.deepcopy(nb)
     index = next(i for i, c in enumerate(out.cells) if grade_id(c) == "setup") + 1
@@ -116,6 +219,10 @@ def graded(tmp_path_factory: pytest.TempPathFactory) -> tuple[CourseDir, dict[st
     root = tmp_path_factory.mktemp("e2e")
     course = CourseDir(root / "grading")
     base = ["--course-dir", str(course.root)]
+    # Sandboxed where bubblewrap runs; elsewhere the unsandboxed path, said explicitly.
+    sandbox = ["--sandbox", "required" if isolation(Limits()).filesystem else "off"]
+    forged = _forged_records()
+    every = repr(tuple(t.key for t in tasks_for("transfer_learning")))
     assert main([*base, "setup"]) == 0
     assert main([*base, "release"]) == 0
     released = nbformat.read(course.release_notebook, 4)
@@ -141,13 +248,22 @@ def graded(tmp_path_factory: pytest.TempPathFactory) -> tuple[CourseDir, dict[st
             "    get_ipython().displayhook(\"'x'\")\n"
             "    raise NotImplementedError\n",
         ),
+        "forger-constants": _after_setup(
+            released, CONSTANTS_FORGER.format(data=forged, tasks=every)
+        ),
+        "forger-recorder": _after_setup(released, RECORDER_FORGER),
+        "forger-direct": _after_setup(released, DIRECT_FORGER.format(data=forged, seed=0)),
+        "forger-hidden": with_source(
+            released, "task1-answer", HIDDEN_FORGER.format(data=forged, tasks="('freeze',)")
+        ),
     }
     inbox = root / "inbox"
     inbox.mkdir()
     for student, nb in submissions.items():
         nbformat.write(nb, inbox / f"{student}_100_200_transfer_learning.ipynb")
     assert main([*base, "collect", str(inbox)]) == 0
-    assert main([*base, "autograde", "--workers", "2", "--no-progress"]) == 0
+    with prefixing_driver():
+        assert main([*base, "autograde", "--workers", "2", "--no-progress", *sandbox]) == 0
     assert main([*base, "feedback"]) == 0
     assert main([*base, "export"]) == 0
     results = {s: Result.load(course, s) for s in submissions}
@@ -280,3 +396,20 @@ def test_feedback_shows_no_grader_source_or_paths(graded) -> None:
         assert "from autograder.checks import" not in page
         assert str(course.root.resolve()) not in page
         assert "autograder/checks" not in page
+
+
+@pytest.mark.parametrize(
+    "student", ["forger-constants", "forger-recorder", "forger-direct", "forger-hidden"]
+)
+def test_forgers_score_nothing_for_stub_answers(graded, student: str) -> None:
+    """Held-out forger families (issue 17.3): every task whose own answer is a stub gets 0."""
+    _, results = graded
+    r = results[student]
+    assert r.status == "graded"
+    stubs = {task.grade_id for task in tasks_for("transfer_learning")}
+    if student == "forger-hidden":
+        stubs.discard("task1-test")  # its own answer is real; the forger rides along
+        assert r.score == 1 and "task1-test" not in r.failed_tests
+    else:
+        assert r.score == 0
+    assert set(r.failed_tests) == stubs, r.failed_tests

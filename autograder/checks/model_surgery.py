@@ -149,6 +149,21 @@ def check_freezing(record: Mapping[str, Any], seed: int) -> None:
         raise_if_error(task, found, "freeze_and_unfreeze(<VGG-like model>)")
         model = require_module(task, found, "freeze_and_unfreeze(model)")
         expected, sizes, head_only = reference_trainable(seed, order)
+        found_names = list(dict(model.get("requires_grad", {})))
+        if dict(model.get("shapes", {})) != sizes or set(found_names) != set(
+            n for n in sizes if n.endswith(("weight", "bias"))
+        ):
+            fail(
+                task,
+                "the returned model is not the model the function was given.",
+                expected=f"the same VGG-shaped model ({len(sizes)} tensors, its own layer "
+                "sizes), with some parameters frozen",
+                found=f"a model with {len(dict(model.get('shapes', {})))} tensors of other "
+                "names or shapes",
+                hint="Change `requires_grad` on the model you receive and `return model`; "
+                "do not build or load a new VGG16 (the grader also passes smaller VGG-shaped "
+                "models).",
+            )
         compare_trainable(task, model, expected, sizes, order == "head_before", head_only)
 
 

@@ -119,8 +119,7 @@ VARIANTS: tuple[LoopVariant, ...] = (
         "no train()",
         "the model was not in training mode while it trained.",
         "model.train() before the training loop",
-        "Call `model.train()` at the start of each epoch (dropout and BatchNorm must be "
-        "active).",
+        "Call `model.train()` at the start of each epoch (dropout and BatchNorm must be active).",
         train_mode=False,
     ),
     LoopVariant(
@@ -224,8 +223,7 @@ def check_training(record: Mapping[str, Any], seed: int) -> None:
                     task,
                     variant.problem,
                     expected=variant.expected,
-                    found=f"the weights after training are those of a loop with "
-                    f"'{variant.name}'",
+                    found=f"the weights after training are those of a loop with '{variant.name}'",
                     hint=variant.hint,
                 )
         fail(

@@ -88,7 +88,9 @@ del _model
 # %% [markdown] nbgrader={"grade": false, "grade_id": "task2-text", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # ## Task 2: freeze, then unfreeze the fully connected layers (3 points)
 #
-# Write `freeze_and_unfreeze(model)` for a VGG16. It must
+# Write `freeze_and_unfreeze(model)` for a VGG16, or any model shaped like one
+# (`features`, `avgpool`, and a `classifier` of Linear, ReLU, Dropout, Linear,
+# ReLU, Dropout, Linear). It must
 #
 # 1. freeze every parameter of the model, then
 # 2. make three layers trainable again: fc6 (`model.classifier[0]`), fc7
@@ -96,7 +98,10 @@ del _model
 # 3. and return the model.
 #
 # It must give the same result whether task 3 replaces the output layer before
-# or after it runs. With a 10-way head, 119,586,826 parameters then train.
+# or after it runs. With VGG16 and a 10-way head, 119,586,826 parameters then
+# train. The autograder also tries smaller VGG-shaped models with other widths
+# and depths, so find the layers by their place in `model.classifier`, not by
+# their sizes.
 #
 # Careful: `layer.requires_grad = True` on a *module* changes no parameter. That
 # is the lecture's bug, and the autograder recognizes it. See *Lesson 2:
@@ -368,8 +373,10 @@ del _images, _loader, _mean, _std
 #   and count correct predictions over all examples.
 #
 # Return `(losses, accuracy)`: the list of minibatch losses and the accuracy in
-# percent (0-100). The autograder checks that the loss falls on a small toy
-# problem. See *Lesson 5: Training and evaluating*.
+# percent (0-100). Train the model with the optimizer you are given. The
+# autograder runs your loop on a small toy problem (a network with BatchNorm and
+# Dropout) and compares the trained weights, the losses and the accuracy with
+# its own loop's from the same start. See *Lesson 5: Training and evaluating*.
 
 # %% nbgrader={"grade": false, "grade_id": "task7-answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def train_and_evaluate(model, optimizer, train_loader, eval_loader, epochs=1):
