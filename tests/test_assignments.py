@@ -100,3 +100,32 @@ def test_default_is_the_first_exercise_only(tmp_path: Path) -> None:
     assert main(["--course-dir", str(root), "setup"]) == 0
     assert sorted(p.name for p in (root / "source").iterdir()) == [ASSIGNMENT]
     assert not (root / "assignments").exists()
+
+
+def test_student_kit_can_release_the_second_exercise(tmp_path: Path) -> None:
+    """The kit makes each picked exercise's student notebook with the CLI, in its own dir."""
+    from autograder.student_package import released_notebook
+
+    released = released_notebook(tmp_path, SECOND)
+    assert released.name == f"{SECOND}.ipynb"
+    text = "\n".join(c.source for c in nbformat.read(released, 4).cells)
+    assert "raise NotImplementedError" in text and "BEGIN SOLUTION" not in text
+
+
+def test_exercise2_page_holds_no_answer_or_hidden_test() -> None:
+    """The site's exercise pages are written by hand: none may repeat a secret line."""
+    import jupytext
+
+    from autograder.release import exercise_source
+
+    secrets = secret_lines(jupytext.read(exercise_source(SECOND)))
+    docs = Path(__file__).resolve().parent.parent / "docs"
+    pages = {p: p.read_text(encoding="utf-8") for p in docs.rglob("*.md")}
+    found = [
+        f"{p.name}: {s.text}"
+        for p, text in pages.items()
+        for s in secrets
+        if s.text in {line.strip() for line in text.splitlines()}
+    ]
+    assert found == []
+    assert "fine_tuning_in_stages" in pages[docs / "exercise" / "fine_tuning_in_stages.md"]
