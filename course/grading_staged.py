@@ -20,7 +20,7 @@ import torchvision
 from torch import nn
 
 from course.grading_record import call, plain, state_of
-from course.models.imagenet import Preprocessing
+from course.models import Preprocessing
 
 # --------------------------------------------------------------------------- shared
 

@@ -20,7 +20,7 @@ from torchvision.transforms import v2 as T
 from autograder.checks import staged as checks
 from autograder.feedback import CheckFailure
 from course import grading_staged as recorders
-from course.models.imagenet import IMAGENET_PREPROCESSING
+from course.models import IMAGENET_PREPROCESSING
 from solutions import staged as reference
 from solutions.staged import head_of, param_groups
 

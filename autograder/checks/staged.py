@@ -32,7 +32,7 @@ from course.grading_staged import (
     predict_fixture,
     stages_fixture,
 )
-from course.models.imagenet import IMAGENET_PREPROCESSING
+from course.models import IMAGENET_PREPROCESSING
 from solutions import staged as reference
 
 ASSIGNMENT = "fine_tuning_in_stages"
