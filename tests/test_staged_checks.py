@@ -312,8 +312,9 @@ def make_predict(
         (make_predict(softmax=False), "the predicted class or probability is not the"),
     ],
 )
-def test_predict_bugs_are_named(answer, words: str) -> None:
-    assert words in grade("predict", answer)
+@pytest.mark.parametrize("seed", [SEEDS[0], 2**61 + 12345])
+def test_predict_bugs_are_named(answer, words: str, seed: int) -> None:
+    assert words in grade("predict", answer, seed)
 
 
 def test_predict_with_pil_resizing_passes() -> None:
