@@ -21,7 +21,7 @@ inputs from the same seed to compute the expected results.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypedDict
 
@@ -384,6 +384,27 @@ TRAIN_EPOCHS = 2
 TRAIN_LR, TRAIN_MOMENTUM = 0.05, 0.9
 
 
+class EpochShuffle(torch.utils.data.Sampler[int]):
+    """Task 7: a new seeded order each epoch, counted when an epoch's first batch is drawn.
+
+    A plain shuffled loader draws its order when ``iter()`` is called; a progress bar (tqdm)
+    calls ``iter()`` once more than it loops, which would change the order and so the
+    trained weights. Here ``iter()`` alone changes nothing.
+    """
+
+    def __init__(self, n: int, seed: int) -> None:
+        self.n, self.seed, self.epoch = n, seed, 0
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self) -> Iterator[int]:
+        # A generator: this body runs when the first index is needed, not at iter().
+        generator = torch.Generator().manual_seed(self.seed + 7919 * self.epoch)
+        self.epoch += 1
+        yield from torch.randperm(self.n, generator=generator).tolist()
+
+
 def training_fixture(
     seed: int,
 ) -> tuple[nn.Module, torch.optim.Optimizer, DataLoader, DataLoader, TensorDataset]:
@@ -420,7 +441,10 @@ def training_fixture(
     model.eval()  # as after an evaluation: a loop must call model.train() itself
     optimizer = torch.optim.SGD(model.parameters(), lr=TRAIN_LR, momentum=TRAIN_MOMENTUM)
     train_loader = DataLoader(
-        train_set, batch_size=32, shuffle=True, generator=torch.Generator().manual_seed(seed + 2)
+        train_set,
+        batch_size=32,
+        sampler=EpochShuffle(len(train_set), seed + 2),
+        generator=torch.Generator().manual_seed(seed + 2),
     )
     eval_loader = DataLoader(
         eval_set, batch_size=24, generator=torch.Generator().manual_seed(seed + 3)

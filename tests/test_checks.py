@@ -729,3 +729,35 @@ def test_every_task_has_a_recorder_and_a_prefix() -> None:
         assert "\n" not in line and line.endswith(f"begin_task({task.key!r}, 7)")
     with pytest.raises(KeyError):
         prefix_line("nonexistent", 1)
+
+
+def _log_softmax_loop(model, optimizer, train_loader, eval_loader, epochs=1):
+    """An honest loop written differently: train() once, log_softmax + nll_loss, a
+    progress bar over the loader, the eval loss computed too, accuracy from a tensor."""
+    import sys
+
+    from tqdm.auto import tqdm
+
+    model.train()
+    losses = []
+    for _ in range(epochs):
+        for images, labels in tqdm(train_loader, file=sys.stderr, disable=False):
+            optimizer.zero_grad(set_to_none=True)
+            loss = nn.functional.nll_loss(torch.log_softmax(model(images), dim=1), labels)
+            loss.backward()
+            optimizer.step()
+            losses.append(loss)
+    model.eval()
+    hits = []
+    with torch.no_grad():
+        for images, labels in eval_loader:
+            out = model(images)
+            nn.functional.cross_entropy(out, labels)
+            hits.append(out.argmax(1) == labels)
+    return losses, torch.cat(hits).float().mean() * 100
+
+
+def test_honest_loops_written_differently_pass() -> None:
+    checks.check_training(_log_softmax_loop)
+    for seed in (0, 2**61 + 3):
+        checks.check_training(_log_softmax_loop, seed)
