@@ -349,9 +349,11 @@ def predict_fixture(seed: int, folder: Path) -> list[dict[str, Any]]:
             array = image_array(seed + 10 * number + k, height, width)
             Image.fromarray(array.numpy(), mode="RGB").save(path)
             images.append(str(path))
+        model = predict_model(seed + number, classes)
+        model.preprocessing = preprocessing  # as course.models' models carry theirs
         cases.append(
             {
-                "model": predict_model(seed + number, classes),
+                "model": model,
                 "preprocessing": preprocessing,
                 "class_names": [CLASS_POOL[i] for i in order.tolist()],
                 "resize": resize,

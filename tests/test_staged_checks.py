@@ -336,6 +336,15 @@ def test_predict_with_pil_resizing_passes() -> None:
         assert grade("predict", predict, seed) == ""
 
 
+def test_predict_may_read_the_models_own_preprocessing() -> None:
+    """``model.preprocessing`` is the same statistics as the argument (as in course.models)."""
+
+    def predict(model, image_path, preprocessing, class_names, resize=256, crop=224):
+        return reference.predict(model, image_path, model.preprocessing, class_names, resize, crop)
+
+    assert grade("predict", predict) == ""
+
+
 def test_inputs_vary_with_the_seed() -> None:
     """Hard-coded answers fail: rates, epochs, scores, sizes and class names change."""
     rates = {recorders.groups_fixture(s)[1:] for s in range(6)}
