@@ -2,8 +2,10 @@
 
 Commands: setup, release, collect, autograde, feedback, export, all, reference; student-package
 and student-kit build what students get. The course directory is ``./grading/`` unless
-``--course-dir`` says otherwise. ``python -m autograder COMMAND -h`` lists each command's
-options.
+``--course-dir`` says otherwise. ``--assignment NAME`` (before or after the command, repeatable,
+or ``all``) picks the exercises: ``transfer_learning`` (the default) and
+``fine_tuning_in_stages``; each command then runs once per exercise. ``python -m autograder
+COMMAND -h`` lists each command's options.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import sys
 from pathlib import Path
 
 from autograder import pipeline
-from autograder.coursedir import ASSIGNMENT
+from autograder.coursedir import ASSIGNMENT, ASSIGNMENTS, resolve_assignments
 from autograder.intake import PATTERNS
 from autograder.limits import NETWORK_MODES, SANDBOX_MODES, Limits, make_sandbox
 
@@ -26,8 +28,28 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--course-dir", type=Path, default=Path("grading"), help="default: %(default)s"
     )
-    parser.add_argument("--assignment", default=ASSIGNMENT, help="default: %(default)s")
+    assignment_help = (
+        f"exercise to work on; repeat it for several, or 'all' ({', '.join(ASSIGNMENTS)}); "
+        f"default: {ASSIGNMENT}. With several, collect and all read INBOX/<assignment>/ (or "
+        "INBOX/<assignment>.zip) and reference writes OUT/<assignment>.ipynb"
+    )
+    parser.add_argument("--assignment", action="append", metavar="NAME", help=assignment_help)
     commands = parser.add_subparsers(dest="command", required=True)
+    _add_parser = commands.add_parser
+
+    def add_parser(name: str, **kwargs: object) -> argparse.ArgumentParser:
+        """A command that also takes --assignment after its name."""
+        p = _add_parser(name, **kwargs)
+        p.add_argument(
+            "--assignment",
+            action="append",
+            metavar="NAME",
+            default=argparse.SUPPRESS,
+            help=assignment_help,
+        )
+        return p
+
+    commands.add_parser = add_parser  # type: ignore[method-assign]
 
     def limits_args(p: argparse.ArgumentParser) -> None:
         p.add_argument(
@@ -113,7 +135,12 @@ def _parser() -> argparse.ArgumentParser:
         help="write the release filled with the reference answers (a submission that must "
         "score full marks; time `autograde` on copies of it)",
     )
-    p.add_argument("out", type=Path, help="the notebook to write, e.g. ref/transfer_learning.ipynb")
+    p.add_argument(
+        "out",
+        type=Path,
+        help="the notebook to write, e.g. ref/transfer_learning.ipynb (several assignments: "
+        "a folder, OUT/<assignment>.ipynb)",
+    )
     p = commands.add_parser("all", help="every step in order")
     source_arg(p)
     inbox_args(p)
@@ -134,9 +161,50 @@ def _limits(args: argparse.Namespace) -> Limits:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run one command; return the process exit code."""
+    """Run one command for each assignment picked; return the process exit code."""
     args = _parser().parse_args(argv)
-    course = pipeline.CourseDir(args.course_dir, args.assignment, args.assignment)
+    names = resolve_assignments(args.assignment)
+    cmd = args.command
+    if getattr(args, "source", None) and len(names) > 1:
+        print(
+            "error: --source names one exercise's source; pick one --assignment with it",
+            file=sys.stderr,
+        )
+        return 1
+    if cmd in ("student-package", "student-kit"):
+        return _run(args, pipeline.CourseDir(args.course_dir, names[0], names[0]), names)
+    status = 0
+    for name in names:
+        if len(names) > 1:
+            print(f"== {name} ==")
+        status = max(status, _run(args, pipeline.CourseDir(args.course_dir, name, name), names))
+    return status
+
+
+def _inbox(args: argparse.Namespace, course: pipeline.CourseDir, names: list[str]) -> Path:
+    """The inbox of ``course``'s assignment: INBOX itself, or with several INBOX/<name>."""
+    if len(names) == 1:
+        return args.inbox
+    for candidate in (args.inbox / course.assignment, args.inbox / f"{course.assignment}.zip"):
+        if candidate.exists():
+            return candidate
+    raise FileNotFoundError(
+        f"No inbox for {course.assignment} in {args.inbox}\n"
+        f"  How to fix it: with several assignments, put each one's submissions in "
+        f"{args.inbox}/<assignment>/ (a folder, or <assignment>.zip), or run one assignment "
+        "at a time with --assignment NAME."
+    )
+
+
+def _reference_out(args: argparse.Namespace, course: pipeline.CourseDir, names: list[str]) -> Path:
+    """OUT itself, or with several assignments OUT/<assignment>.ipynb."""
+    if len(names) == 1:
+        return args.out
+    return args.out / f"{course.assignment}.ipynb"
+
+
+def _run(args: argparse.Namespace, course: pipeline.CourseDir, names: list[str]) -> int:
+    """Run ``args.command`` for one assignment (``course``); return the exit code."""
     cmd = args.command
     try:
         if cmd == "student-package":
@@ -146,14 +214,14 @@ def main(argv: list[str] | None = None) -> int:
         elif cmd == "student-kit":
             from autograder.student_package import build_student_kit
 
-            print(f"student kit: {build_student_kit(args.out)}")
+            print(f"student kit: {build_student_kit(args.out, assignments=names)}")
         elif cmd == "setup":
             print(f"instructor notebook: {pipeline.setup(course, args.source, _limits(args))}")
         elif cmd == "release":
             print(f"student notebook: {pipeline.release(course, _limits(args))} (no leaks found)")
         elif cmd == "collect":
             intakes, unmatched = pipeline.collect(
-                course, args.inbox, pattern=args.pattern, roster=args.roster
+                course, _inbox(args, course, names), pattern=args.pattern, roster=args.roster
             )
             from autograder.report import printable  # control characters escaped
 
@@ -163,9 +231,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(printable(f"{intake.student}: {status}{notes}"))
             for name in unmatched:
                 print(printable(f"NOT COLLECTED (no student id in the name): {name}"))
-            print(f"collected {len(intakes)} student(s) into {course.root}")
+            print(f"collected {len(intakes)} student(s) into {course.own}")
         elif cmd == "reference":
-            print(f"reference submission: {pipeline.reference_submission(course, args.out)}")
+            out = _reference_out(args, course, names)
+            print(f"reference submission: {pipeline.reference_submission(course, out)}")
         elif cmd in ("autograde", "all"):
             limits = _limits(args)
             box = make_sandbox(limits)
@@ -173,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
             if cmd == "all":
                 _, results, csv_path = pipeline.run_all(
                     course,
-                    args.inbox,
+                    _inbox(args, course, names),
                     source=args.source,
                     pattern=args.pattern,
                     roster=args.roster,
@@ -199,7 +268,10 @@ def main(argv: list[str] | None = None) -> int:
             paths = pipeline.feedback(course)
             print(f"wrote {len(paths)} feedback file(s) under {course.root / 'feedback'}")
         elif cmd == "export":
-            print(f"grades: {pipeline.export_csv(course, args.out)}")
+            out = args.out
+            if out is not None and len(names) > 1:
+                out = out.with_name(f"{out.stem}-{course.assignment}{out.suffix or '.csv'}")
+            print(f"grades: {pipeline.export_csv(course, out)}")
     except (FileNotFoundError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -1,5 +1,10 @@
 """The grading course directory and the nbgrader configuration built for it, in code.
 
+One course directory holds one or more assignments (:data:`ASSIGNMENTS`: the exercises this
+course ships). nbgrader's folders are per assignment by themselves; ours (originals, results,
+work, grades.csv, unmatched.json) are at the top for the first exercise, as they always
+were, and under ``assignments/<name>/`` for every other one (:attr:`CourseDir.own`).
+
 Layout (nbgrader's own, plus three folders of ours)::
 
     grading/
@@ -14,6 +19,8 @@ Layout (nbgrader's own, plus three folders of ours)::
       results/<student>.json            status, reason and score of the last autograde
       work/                             per-submission scratch course folders (deleted after)
       grades.csv
+      assignments/<name>/               originals/, results/, work/, grades.csv and
+                                        unmatched.json of every other assignment
 """
 
 from __future__ import annotations
@@ -29,6 +36,8 @@ from autograder.limits import Limits
 
 ASSIGNMENT = "transfer_learning"
 NOTEBOOK = "transfer_learning"
+#: The exercises this course ships, in order; ``--assignment all`` picks every one.
+ASSIGNMENTS = ("transfer_learning", "fine_tuning_in_stages")
 COURSE_ID = "transfer-course"
 
 #: What replaces each solution region in the release: a kind note saying what to do.
@@ -51,6 +60,23 @@ KERNEL_ENV = {
 }
 
 
+def resolve_assignments(names: list[str] | None) -> list[str]:
+    """The assignments an instructor picked: none given, the first exercise; ``all``, every
+    one of :data:`ASSIGNMENTS`; otherwise the names, in order, each once.
+
+    A name outside :data:`ASSIGNMENTS` is kept (an exercise of your own, set up with
+    ``--source``).
+    """
+    if not names:
+        return [ASSIGNMENT]
+    picked: list[str] = []
+    for name in names:
+        for one in ASSIGNMENTS if name == "all" else (name,):
+            if one not in picked:
+                picked.append(one)
+    return picked
+
+
 @dataclass(frozen=True)
 class CourseDir:
     """Paths of a grading course directory (see the module docstring)."""
@@ -58,6 +84,14 @@ class CourseDir:
     root: Path
     assignment: str = ASSIGNMENT
     notebook: str = NOTEBOOK
+
+    @property
+    def own(self) -> Path:
+        """This assignment's own pipeline files: the course root for the first exercise
+        (today's layout), ``assignments/<name>/`` under it for any other."""
+        if self.assignment == ASSIGNMENT:
+            return self.root
+        return self.root / "assignments" / self.assignment
 
     @property
     def gradebook(self) -> Path:
@@ -94,25 +128,25 @@ class CourseDir:
 
     def originals(self, student: str) -> Path:
         """Folder with ``student``'s submission exactly as received."""
-        return self.root / "originals" / student
+        return self.own / "originals" / student
 
     def result(self, student: str) -> Path:
         """JSON record of ``student``'s last autograde."""
-        return self.root / "results" / f"{student}.json"
+        return self.own / "results" / f"{student}.json"
 
     @property
     def work(self) -> Path:
         """Scratch folders for graders running in parallel."""
-        return self.root / "work"
+        return self.own / "work"
 
     @property
     def grades_csv(self) -> Path:
         """The exported grades."""
-        return self.root / "grades.csv"
+        return self.own / "grades.csv"
 
     def students(self) -> list[str]:
         """Students with a collected submission (a folder under ``originals/``), sorted."""
-        base = self.root / "originals"
+        base = self.own / "originals"
         return sorted(p.name for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
 
 

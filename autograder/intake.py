@@ -224,14 +224,14 @@ def _roster_missing(course: CourseDir, roster: Path, present: set[str], stamp: s
 
 def unmatched_path(course: CourseDir) -> Path:
     """Where the names that matched no pattern are recorded."""
-    return course.root / "unmatched.json"
+    return course.own / "unmatched.json"
 
 
 def _record_unmatched(course: CourseDir, names: list[str]) -> None:
     known = load_unmatched(course)
     merged = sorted(set(known) | set(names))
     if merged or unmatched_path(course).exists():
-        course.root.mkdir(parents=True, exist_ok=True)
+        course.own.mkdir(parents=True, exist_ok=True)
         unmatched_path(course).write_text(json.dumps(merged, indent=2), encoding="utf-8")
 
 

@@ -56,8 +56,9 @@ def setup(course: CourseDir, source: Path | None = None, limits: Limits | None =
             f"Exercise source not found: {source}\n"
             "  How to fix it: pass --source PATH to the Jupytext .py (or .ipynb) exercise."
         )
-    for sub in ("source", "release", "submitted", "autograded", "feedback", "originals"):
+    for sub in ("source", "release", "submitted", "autograded", "feedback"):
         (course.root / sub).mkdir(parents=True, exist_ok=True)
+    (course.own / "originals").mkdir(parents=True, exist_ok=True)
     write_config_file(course, limits)
     nb = jupytext.read(source) if source.suffix == ".py" else nbformat.read(source, 4)
     strip_pairing(nb)

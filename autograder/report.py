@@ -65,7 +65,7 @@ def load_results(course: CourseDir) -> list[Result]:
 
     A result file that cannot be read becomes that student's ``error`` (the others load).
     """
-    folder = course.root / "results"
+    folder = course.own / "results"
     if not folder.is_dir():
         return []
     results = []

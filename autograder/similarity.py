@@ -274,4 +274,4 @@ def write_report(findings: Iterable[Finding], folder: Path) -> tuple[Path, Path]
 
 def write_similarity_report(course: CourseDir) -> Path:
     """Build and write the report of ``course``; returns the CSV's path."""
-    return write_report(build_report(course), course.root)[0]
+    return write_report(build_report(course), course.own)[0]

@@ -116,12 +116,13 @@ def build_student_wheel(out_dir: str | Path) -> Path:
     return wheels[-1]
 
 
-def released_notebook(work: Path) -> Path:
-    """Make the student notebook with the grading CLI, in a throwaway course dir."""
-    course_dir = work / "course-dir"
+def released_notebook(work: Path, assignment: str = "transfer_learning") -> Path:
+    """Make ``assignment``'s student notebook with the grading CLI, in a throwaway course dir."""
+    course_dir = work / f"course-dir-{assignment}"
     for command in ("setup", "release"):
         done = subprocess.run(
-            [sys.executable, "-m", "autograder", "--course-dir", str(course_dir), command],
+            [sys.executable, "-m", "autograder", "--course-dir", str(course_dir)]
+            + ["--assignment", assignment, command],
             capture_output=True,
             text=True,
             cwd=ROOT,
@@ -169,12 +170,14 @@ def lesson_notebooks() -> list[Path]:
     return lessons
 
 
-def build_student_kit(out_dir: str | Path) -> Path:
+def build_student_kit(out_dir: str | Path, assignments: list[str] | None = None) -> Path:
     """Build ``OUT/transfer-course-student-kit.zip`` and return its path.
 
-    Inside, under one folder: the wheel, ``lessons/``, ``exercise/``,
+    Inside, under one folder: the wheel, ``lessons/``, ``exercise/`` (the released notebook
+    of each of ``assignments``; default: the first exercise only),
     ``pretrained/mobilenet-v2-imagenet/`` and a README with the steps.
     """
+    assignments = list(assignments or ["transfer_learning"])
     out_dir = Path(out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     lessons, pretrained = lesson_notebooks(), pretrained_dir()  # fail early, before building
@@ -182,10 +185,10 @@ def build_student_kit(out_dir: str | Path) -> Path:
     with tempfile.TemporaryDirectory(prefix="student-kit-") as tmp:
         work = Path(tmp)
         wheel = build_student_wheel(work / "wheel")
-        exercise = released_notebook(work)
+        exercises = [released_notebook(work, name) for name in assignments]
         members = {wheel.name: wheel, "README.md": STUDENT_PROJECT / "README.md"}
         members |= {f"lessons/{p.name}": p for p in lessons}
-        members[f"exercise/{exercise.name}"] = exercise
+        members |= {f"exercise/{exercise.name}": exercise for exercise in exercises}
         members |= {
             f"pretrained/mobilenet-v2-imagenet/{n}": pretrained / n for n in PRETRAINED_FILES
         }

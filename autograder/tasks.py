@@ -56,9 +56,9 @@ class Task:
     @property
     def recorder(self) -> Callable[..., Any]:
         """The student-side recorder of this task (looked up by key)."""
-        from course.grading_record import RECORDERS
+        from course.grading_record import recorder_for
 
-        return RECORDERS[self.key]
+        return recorder_for(self.key)
 
     def prefix(self, seed: int) -> str:
         """The line the driver runs just before this task's test cell (contract C1)."""
@@ -106,7 +106,10 @@ def check_tag(task: Task, record: Any, seed: int) -> None:
 #: assignment -> its table (exercises register on import; see :func:`tasks_for`).
 TABLES: dict[str, tuple[Task, ...]] = {}
 #: Modules that register a built-in exercise's table when imported.
-BUILT_IN: dict[str, str] = {"transfer_learning": "autograder.checks"}
+BUILT_IN: dict[str, str] = {
+    "transfer_learning": "autograder.checks",
+    "fine_tuning_in_stages": "autograder.checks.staged",
+}
 
 
 def register_tasks(assignment: str, tasks: Iterable[Task]) -> tuple[Task, ...]:
