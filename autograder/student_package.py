@@ -451,4 +451,6 @@ def build_student_kit(out_dir: str | Path) -> Path:
                     info.external_attr = 0o644 << 16
                     archive.writestr(info, source, compress_type=stored)
         partial.replace(kit)
+        # The exercise alone, beside the kit: the site offers both (docs/hooks/downloads.py).
+        shutil.copy2(exercise, out_dir / exercise.name)
     return kit

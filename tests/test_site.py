@@ -802,7 +802,10 @@ def test_lesson_header_reads_time_and_prerequisites_from_the_notebook() -> None:
     gpu = {"seconds": 12, "machine": "cuda: NVIDIA H200"}
     timed = {"metadata": {"course": {"execution": [record, gpu], "prerequisites": ["`nn.Module`"]}}}
     cpu_line, gpu_line = lesson_header.time_to_run(timed)
-    assert cpu_line == "1.6 min on cpu: x86_64, 2 cores (torch 2.14.1)"
+    assert cpu_line == (
+        "about 2 min on a 2-core laptop CPU; measured: 1.6 min on cpu: x86_64, 2 cores "
+        "(torch 2.14.1)"
+    )
     assert gpu_line == "12 s on cuda: NVIDIA H200"
     assert lesson_header.time_to_run({"metadata": {"course": {"execution": record}}})[1] == (
         "not measured"
