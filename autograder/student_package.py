@@ -412,7 +412,7 @@ def build_student_kit(out_dir: str | Path) -> Path:
                 wheel.stat().st_size,
             ),
             "lessons/": (
-                "the six lessons, already run (outputs included)",
+                "the lessons, already run (outputs included)",
                 _tree_size(lesson_files),
             ),
             f"exercise/{exercise.name}": (

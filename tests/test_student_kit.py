@@ -136,6 +136,9 @@ def test_wheel_holds_only_the_course_package(kit: Path) -> None:
     assert "Name: transfer-course-student" in metadata
     for requirement in ("torch", "torchvision", "jupyterlab", "nbclient"):
         assert f"Requires-Dist: {requirement}" in metadata, requirement
+    # No CUDA package is forced: which torch build arrives is pip's index's choice.
+    requires = [line for line in metadata.splitlines() if line.startswith("Requires-Dist:")]
+    assert not [r for r in requires if "nvidia" in r.lower() or "cuda" in r.lower()], requires
 
 
 def test_student_pyproject_is_a_real_project_file() -> None:
