@@ -300,18 +300,21 @@ INSTALL_SIZES = (
 )
 
 
-def kit_readme(wheel: Path, parts: dict[str, tuple[str, int]]) -> str:
+def kit_readme(wheel: Path, parts: dict[str, tuple[str, int]], on_disk: int = 0) -> str:
     """The kit's README: the template with the wheel's exact name, sizes and the modes text.
 
     Args:
         wheel: the wheel file shipped in the kit.
         parts: ``{file or folder: (what it is, bytes)}`` for the contents table.
+        on_disk: the files' size rounded up to 4 KiB blocks each (0: not said).
     """
     template = (STUDENT_PROJECT / "KIT_README.md").read_text(encoding="utf-8")
     rows = "\n".join(
         f"| `{name}` | {what} | {human_size(size)} |" for name, (what, size) in parts.items()
     )
     total = human_size(sum(size for _, size in parts.values()))
+    if on_disk:  # many small files: each takes at least one 4 KiB block on most disks
+        total += f" of files (about {human_size(on_disk)} on disk, in 4 KiB blocks)"
     text = (
         template.replace("{{ contents }}", rows)
         .replace("{{ total }}", total)
@@ -356,6 +359,21 @@ def lesson_notebooks() -> list[Path]:
             "run `python scripts/execute_lessons.py` first",
         )
     return lessons
+
+
+def _on_disk(sizes: list[int], block: int = 4096) -> int:
+    return sum(-(-size // block) * block for size in sizes)
+
+
+def _sizes(files: dict[str, Path | bytes | str]) -> list[int]:
+    return [
+        len(v.encode())
+        if isinstance(v, str)
+        else len(v)
+        if isinstance(v, bytes)
+        else v.stat().st_size
+        for v in files.values()
+    ]
 
 
 def _tree_size(files: dict[str, Path | bytes | str]) -> int:
@@ -434,7 +452,16 @@ def build_student_kit(out_dir: str | Path) -> Path:
         members: dict[str, Path | bytes | str] = {
             wheel.name: wheel,
             paths.KIT_MARKER: kit_marker(wheel),
-            "README.md": kit_readme(wheel, parts),
+            "README.md": kit_readme(
+                wheel,
+                parts,
+                _on_disk(
+                    _sizes(lesson_files)
+                    + _sizes(network)
+                    + _sizes(data)
+                    + [wheel.stat().st_size, exercise.stat().st_size]
+                ),
+            ),
             f"exercise/{exercise.name}": exercise,
             **lesson_files,
             **network,
