@@ -35,6 +35,7 @@ __all__ = [
     "CIFAR10Splits",
     "ImageSplit",
     "TransformedImages",
+    "find_cifar10",
     "load_cifar10",
     "make_loaders",
     "VALID_FRACTION",
@@ -90,8 +91,9 @@ class CIFAR10Splits:
 
     Attributes:
         source: where the images came from, in words (starts with "synthetic" for
-            stand-in data).
+            stand-in data); never a build machine's path (``course.paths.display_path``).
         synthetic: ``True`` for :func:`synthetic_cifar10` images, which are not CIFAR-10.
+        from_kit: ``True`` for the student kit's CIFAR-10 subset.
         fingerprint: a short hash of the images and labels in the three splits, so caches
             built from them (features, results) never mix up two different loads.
     """
@@ -102,6 +104,14 @@ class CIFAR10Splits:
     source: str
     synthetic: bool
     fingerprint: str
+    from_kit: bool = False
+
+    @property
+    def kind(self) -> str:
+        """``"synthetic"``, ``"kit-subset"`` (the student kit's subset) or ``"cifar10"``."""
+        if self.synthetic:
+            return "synthetic"
+        return "kit-subset" if self.from_kit else "cifar10"
 
     def describe(self) -> str:
         """One line: what the data is, where it came from, and the split sizes."""
@@ -118,10 +128,24 @@ def search_locations() -> list[tuple[str, Path]]:
     places.append(("torchvision root ./data", Path("data").resolve()))
     places.append(("download folder", paths.cache_dir() / "torchvision"))
     places.append(("torchvision root ~/.cache", Path.home() / ".cache"))
+    kit = paths.kit_data_dir()
+    if kit is not None:
+        places.append(("the CIFAR-10 subset shipped with the kit", kit))
     shared = paths.shared_data_dir()
     if shared is not None:
         places.append(("shared data beside the project", shared))
     return places
+
+
+def find_cifar10() -> tuple[Source | None, list[str]]:
+    """The CIFAR-10 source ``load_cifar10()`` would read (nothing is decoded), and the places
+    searched before it, as ``"label (path)"`` lines.
+
+    Raises:
+        DataError: ``$COURSE_DATA`` is set but holds no CIFAR-10, or a source found is
+            incomplete (e.g. one of the two zips).
+    """
+    return _search()
 
 
 def load_cifar10(
@@ -173,7 +197,8 @@ def load_cifar10(
                 return dataclasses.replace(splits, source=note)
             raise _nothing_found(searched, download)
     raw, checksum = load_decoded(found)
-    return _split(raw, checksum, seed=seed, subset=subset, source=found.describe())
+    splits = _split(raw, checksum, seed=seed, subset=subset, source=found.describe())
+    return dataclasses.replace(splits, from_kit=found.in_kit) if found.in_kit else splits
 
 
 def _search() -> tuple[Source | None, list[str]]:
@@ -183,7 +208,7 @@ def _search() -> tuple[Source | None, list[str]]:
         found = open_source(place) if label == "$COURSE_DATA" else detect(place)
         if found is not None:
             return found, searched
-        searched.append(f"{label} ({place})")
+        searched.append(f"{label} ({paths.display_path(place)})")
     return None, searched
 
 

@@ -7,8 +7,9 @@ subset of CIFAR-10, frozen features computed once and cached (``course.features`
 best *pretrained* weights this machine holds, chosen by :func:`quick_weights`:
 
 1. VGG16's ImageNet weights, when torchvision's cache holds them (the lecture's network);
-2. else the offline ImageNet MobileNetV2 from ``../shared/data/mobilenet-v2-imagenet``
-   (Google's uint8 TFLite file, converted once; see ``course.models``);
+2. else the offline ImageNet MobileNetV2: the student kit's ``pretrained/`` folder, or
+   ``../shared/data/mobilenet-v2-imagenet`` beside a checkout (Google's uint8 TFLite file,
+   converted once; see ``course.models``);
 3. else random weights, the labelled last resort: such figures show that the code runs
    and say nothing about transfer learning.
 
@@ -22,7 +23,8 @@ import platform
 from dataclasses import dataclass
 from pathlib import Path
 
-from course.paths import env_flag
+from course import paths
+from course.paths import display_path, env_flag
 
 #: The environment variable that turns quick mode on.
 QUICK_ENV = "COURSE_QUICK"
@@ -38,10 +40,13 @@ def quick_mode(override: bool | None = None) -> bool:
     Args:
         override: ``True`` or ``False`` wins; ``None`` follows ``COURSE_QUICK``
             (read by ``course.paths.env_flag``: 1/true/yes/on or 0/false/no/off/empty).
+            When it is unset, quick mode is on inside the student kit (``course.paths.kit_dir``)
+            and off elsewhere.
     """
     if override is not None:
         return bool(override)
-    return env_flag(QUICK_ENV)
+    # Inside the student kit quick mode is the default: students set nothing.
+    return env_flag(QUICK_ENV, default=paths.kit_dir() is not None)
 
 
 @dataclass(frozen=True)
@@ -81,7 +86,8 @@ def quick_weights() -> QuickWeights:
             "vgg16",
             "imagenet",
             "ImageNet VGG16 (torchvision's weights, from its cache)",
-            f"found VGG16's ImageNet weights at {vgg_file}: the lecture's own network",
+            f"found VGG16's ImageNet weights at {display_path(vgg_file)}: the lecture's own "
+            "network",
         )
     mobilenet = offline_weights_file()
     if mobilenet is not None:
@@ -89,16 +95,18 @@ def quick_weights() -> QuickWeights:
             "mobilenet_v2",
             "imagenet",
             "ImageNet MobileNetV2 (Google's uint8 TFLite file, converted offline)",
-            f"VGG16's ImageNet weights are not in torchvision's cache ({vgg_file}); "
-            f"the offline ImageNet MobileNetV2 is at {mobilenet}",
+            f"VGG16's ImageNet weights are not in torchvision's cache "
+            f"({display_path(vgg_file)}); the offline ImageNet MobileNetV2 is in "
+            f"{display_path(mobilenet.parent)}",
         )
     return QuickWeights(
         "vgg16",
         "random",
         "random weights (no pretrained network found): NOT transfer learning",
-        f"no pretrained weights here: neither {vgg_file} nor the offline MobileNetV2 "
-        "(../shared/data/mobilenet-v2-imagenet, or $COURSE_PRETRAINED_DIR) exists. Results "
-        "show the code runs, not what pretrained features do.",
+        f"no pretrained weights here: neither {display_path(vgg_file)} nor the offline "
+        "MobileNetV2 (the kit's pretrained/ folder, $COURSE_PRETRAINED_DIR, or the project "
+        "data folder) exists. Results show the code runs, not what pretrained features do. "
+        "`python -m course doctor` says how to get them",
     )
 
 
@@ -162,6 +170,8 @@ def data_label(splits: object) -> str:
     sizes = "/".join(str(len(getattr(splits, name).labels)) for name in ("train", "valid", "test"))
     if getattr(splits, "synthetic", False):
         return f"synthetic images, not CIFAR-10 (train/valid/test {sizes})"
+    if getattr(splits, "from_kit", False):
+        return f"CIFAR-10 subset shipped with the kit, JPEG copy (train/valid/test {sizes})"
     full = sizes == "45000/5000/10000"
     copy = ", JPEG copy" if "jpeg" in str(getattr(splits, "source", "")).lower() else ""
     return f"CIFAR-10{'' if full else ' subset'}{copy} (train/valid/test {sizes})"

@@ -361,7 +361,7 @@ def test_error_nothing_found_lists_every_place(nowhere: Path) -> None:
         load_cifar10()
     message = str(info.value)
     for label, place in data.search_locations():
-        assert str(place) in message, f"{label} missing from the message"
+        assert data.paths.display_path(place) in message, f"{label} missing from the message"
     assert "COURSE_DATA (not set)" in message
     assert "download=True" in info.value.remedy and "COURSE_DATA" in info.value.remedy
 

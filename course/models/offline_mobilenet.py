@@ -75,6 +75,9 @@ def offline_weights_file() -> Path | None:
                 "it to use the course's data folder",
             )
         return file
+    kit = paths.kit_pretrained_dir()  # the student kit's pretrained/ folder, found by its marker
+    if kit is not None and (kit / TFLITE_FILE).is_file():
+        return kit / TFLITE_FILE
     shared = paths.shared_data_dir()
     if shared is not None and (shared / SHARED_FOLDER / TFLITE_FILE).is_file():
         return shared / SHARED_FOLDER / TFLITE_FILE

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from course.errors import DataError
+from course.paths import display_path, kit_data_dir
 from course.sources.decoding import SIZE, RawCIFAR10, decode_splits
 from course.sources.layout import (
     LAYOUT_HELP,
@@ -67,12 +68,32 @@ class Source:
     files: tuple[Path, ...] = ()
 
     def describe(self) -> str:
-        """Say where the images come from, in words."""
+        """Say where the images come from, in words.
+
+        Known places are named in words (``course.paths.display_path``): the kit's data, the
+        project data folder, the course cache. A build machine's paths never show.
+        """
         if self.kind == "folder":
-            return f"image folders in {self.path}"
+            return f"image folders in {display_path(self.path)}"
         if self.kind == "zip":
-            return "zip " + " + ".join(str(f) for f in self.files)
-        return f"torchvision CIFAR-10 batches in {self.files[0].parent}"
+            parents = {f.parent for f in self.files}
+            if len(parents) == 1:
+                names = " + ".join(f.name for f in self.files)
+                return f"zip {names} in {display_path(parents.pop())}"
+            return "zip " + " + ".join(display_path(f) for f in self.files)
+        return f"torchvision CIFAR-10 batches in {display_path(self.files[0].parent)}"
+
+    @property
+    def in_kit(self) -> bool:
+        """True when the images are the student kit's CIFAR-10 subset."""
+        kit = kit_data_dir()
+        if kit is None:
+            return False
+        try:
+            self.path.resolve().relative_to(kit.resolve())
+        except ValueError:
+            return False
+        return True
 
     def identity(self) -> str:
         """A hash of the source files' paths, sizes and modification times (the cache key)."""
