@@ -119,7 +119,7 @@ class RangeTest:
 
     lrs: list[float]
     losses: list[float]  # exponentially smoothed
-    suggestion: float  # the rate at the lowest smoothed loss, divided by 10
+    suggestion: float  # the rate at the lowest smoothed loss, divided by ``divide``
     lowest: float  # the rate at the lowest smoothed loss
 
 
@@ -131,22 +131,24 @@ def lr_range_test(
     start_lr: float = 1e-5,
     end_lr: float = 1.0,
     steps: int = 100,
-    smoothing: float = 0.9,
+    smoothing: float = 0.98,
     diverge: float = 4.0,
+    divide: float = 10.0,
     device: str | torch.device = "cpu",
 ) -> RangeTest:
     """Train for ``steps`` batches with the rate rising geometrically; suggest a rate.
 
     The first group's rate goes from ``start_lr`` to ``end_lr``; other groups keep their ratio to
-    it. The loss is smoothed exponentially; the test stops early once it exceeds ``diverge``
-    times its lowest value. The suggestion is the rate at the lowest smoothed loss divided by
-    10 (a rate that still learns fast, well below where training falls apart). The model's
-    and optimizer's states are restored afterwards: the test costs time, not progress.
+    it. The loss is smoothed exponentially (``smoothing`` 0.98, as fastai's ``lr_find``); the
+    test stops early once it exceeds ``diverge`` times its lowest value. The suggestion is the
+    rate at the lowest smoothed loss divided by ``divide`` (10 is the classic rule of thumb: a
+    rate that still learns, safely below where training falls apart). The model's and
+    optimizer's states are restored afterwards: the test costs time, not progress.
 
     Raises:
-        ValueError: bad rates or step count.
+        ValueError: bad rates, step count or ``divide``.
     """
-    if not 0 < start_lr < end_lr or steps < 2:
+    if not 0 < start_lr < end_lr or steps < 2 or divide < 1:
         raise ValueError(f"need 0 < start_lr < end_lr and steps >= 2, got {start_lr}, {end_lr}")
     device = torch.device(device)
     saved_model = copy.deepcopy(model.state_dict())
@@ -183,7 +185,7 @@ def lr_range_test(
             module.training = mode
     finite = [(loss, lr) for loss, lr in zip(losses, lrs, strict=True) if math.isfinite(loss)]
     lowest = min(finite)[1]
-    return RangeTest(lrs, losses, suggestion=lowest / 10, lowest=lowest)
+    return RangeTest(lrs, losses, suggestion=lowest / divide, lowest=lowest)
 
 
 def _cycle(loader: Iterable) -> Iterator:
@@ -206,13 +208,21 @@ class EarlyStopping:
     ``min_delta``) stores a copy of the model's trainable parameters and buffers; ``patience``
     epochs in a row without one make ``step`` return ``True`` (stop). ``restore(model)`` puts
     the best state back. With ``patience=None`` it never says stop and only keeps the best.
+
+    Once it has said stop it ignores later epochs, so it still holds what an early-stopped run
+    would have kept. With ``stop_training=False``, :func:`fit` keeps training anyway: one run
+    then gives both the early-stopped state and the last epoch's (training is deterministic
+    for a given seed, so the early-stopped run is this run cut short).
     """
 
-    def __init__(self, patience: int | None = 3, min_delta: float = 0.0) -> None:
+    def __init__(
+        self, patience: int | None = 3, min_delta: float = 0.0, *, stop_training: bool = True
+    ) -> None:
         if patience is not None and patience < 1:
             raise ValueError(f"patience must be at least 1 (or None), not {patience}")
         self.patience = patience
         self.min_delta = min_delta
+        self.stop_training = stop_training
         self.best: float = -math.inf
         self.best_epoch: int = 0  # 1-based; 0 until the first step
         self.epochs_seen = 0
@@ -221,6 +231,8 @@ class EarlyStopping:
 
     def step(self, score: float, model: nn.Module) -> bool:
         """Record one epoch's validation score; ``True`` means: stop training now."""
+        if self.stopped_epoch is not None:
+            return True  # already stopped: later epochs would not exist in a stopped run
         self.epochs_seen += 1
         if score > self.best + self.min_delta:
             self.best, self.best_epoch = score, self.epochs_seen
@@ -283,8 +295,9 @@ def fit(
         loaders: ``"train"`` and ``"valid"`` iterables of ``(inputs, labels)``.
         epochs: the most epochs to run.
         scheduler: stepped after every optimizer step (e.g. :func:`warmup_cosine`).
-        stopper: an :class:`EarlyStopping`; training stops when it says so, and the model
-            keeps its *last* weights (call ``stopper.restore(model)`` for the best).
+        stopper: an :class:`EarlyStopping`; training stops when it says so (unless its
+            ``stop_training`` is ``False``), and the model keeps its *last* weights (call
+            ``stopper.restore(model)`` for the best).
         seed: seeds dropout (the loaders carry their own shuffling seeds).
         device: where to train.
     """
@@ -312,8 +325,8 @@ def fit(
         if stopper is not None:
             stop = stopper.step(history.valid_acc[-1], model)
             history.best_epoch = stopper.best_epoch
-            if stop:
-                history.stopped_epoch = stopper.stopped_epoch
+            history.stopped_epoch = stopper.stopped_epoch
+            if stop and stopper.stop_training:
                 break
     history.seconds = time.perf_counter() - start
     return history
@@ -451,10 +464,19 @@ def read_image(path: str | Path) -> torch.Tensor:
 
 
 def preprocess(images: torch.Tensor, size: int, preprocessing: Preprocessing) -> torch.Tensor:
-    """uint8 ``(3, H, W)`` or ``(N, 3, H, W)`` images as model input: resize, scale, normalize."""
+    """uint8 ``(3, H, W)`` or ``(N, 3, H, W)`` images as model input: resize, scale, normalize.
+
+    A square image is resized to ``size`` x ``size`` (as in training). A photo of another shape
+    is resized so its shorter side is ``size`` and then cropped in the centre, so that nothing
+    is squashed.
+    """
+    from torchvision.transforms.v2 import functional as TF
+
     from course.features import resize_normalize
 
     batch = images.unsqueeze(0) if images.ndim == 3 else images
+    if batch.shape[-1] != batch.shape[-2]:
+        batch = TF.center_crop(TF.resize(batch, size, antialias=True), [size, size])
     return resize_normalize(batch, size, preprocessing.mean, preprocessing.std)
 
 

@@ -104,6 +104,8 @@ def test_lr_range_test_restores_the_model_and_suggests_a_rate_below_divergence()
     assert all(b > a for a, b in zip(result.lrs, result.lrs[1:], strict=False))
     assert result.lrs[0] == pytest.approx(1e-4)
     assert result.suggestion == pytest.approx(result.lowest / 10)
+    third = lr_range_test(net, optimizer, _loaders()["train"], start_lr=1e-4, end_lr=10, divide=3)
+    assert third.suggestion == pytest.approx(third.lowest / 3)
     # the loss falls at first, so the lowest loss is not at the first rate
     assert result.lowest > result.lrs[0]
     assert 1e-4 < result.suggestion < 1.0
@@ -137,6 +139,26 @@ def test_fit_with_early_stopping_stops_and_reports_the_best_epoch() -> None:
     stopper = EarlyStopping(patience=1, min_delta=100.0)  # nothing can improve by 100 points
     history = fit(net, optimizer, _loaders(), epochs=10, stopper=stopper)
     assert len(history.valid_acc) == 2 and history.stopped_epoch == 2 and history.best_epoch == 1
+
+
+def test_a_watching_stopper_keeps_what_an_early_stopped_run_keeps() -> None:
+    # Same seed, same data: the run that goes on holds, in its stopper, exactly the state
+    # that the run stopped early restored.
+    def run(stop_training: bool) -> tuple[nn.Module, EarlyStopping, object]:
+        net = _net()
+        opt = torch.optim.SGD([param_group("all", net, 0.05, batchnorm=True)], momentum=0.9)
+        stopper = EarlyStopping(patience=1, min_delta=1.0, stop_training=stop_training)
+        return net, stopper, fit(net, opt, _loaders(), epochs=6, stopper=stopper, seed=3)
+
+    stopped_net, stopped, stopped_history = run(True)
+    full_net, watched, full_history = run(False)
+    assert len(full_history.valid_acc) == 6 > len(stopped_history.valid_acc)
+    assert watched.stopped_epoch == stopped.stopped_epoch == full_history.stopped_epoch
+    assert watched.best_epoch == stopped.best_epoch
+    stopped.restore(stopped_net)
+    watched.restore(full_net)
+    for a, b in zip(stopped_net.state_dict().values(), full_net.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
 
 
 def test_random_views_cover_every_image_once_per_epoch_and_vary_the_view() -> None:
@@ -217,5 +239,15 @@ def test_predict_image_reads_a_jpeg_and_tta_averages_the_mirror_image(tmp_path) 
     assert torch.allclose(tta, (probs + mirrored) / 2, atol=1e-6)
     inputs = torch.randn(2, 3, 48, 48)
     assert torch.allclose(flip_tta(model, inputs), flip_tta(model, inputs.flip(-1)), atol=1e-6)
+    wide = predict_image(model, torch.randint(0, 256, (3, 30, 90), dtype=torch.uint8))
+    assert wide.shape == (3,)  # a non-square photo is resized and centre-cropped, not squashed
+    from course.finetune import preprocess
+
+    assert preprocess(torch.zeros(3, 30, 90, dtype=torch.uint8), 48, model.preprocessing).shape == (
+        1,
+        3,
+        48,
+        48,
+    )
     with pytest.raises(CourseError, match="No image"):
         read_image(tmp_path / "missing.jpg")
