@@ -59,7 +59,7 @@ def compare(
     the seed spread (the larger of the two ranges, see the module docstring). Example::
 
         compare("staged", [70.1, 70.9, 70.4], "joint", [68.0, 68.6, 68.3])
-        # staged has the higher mean test accuracy: 70.5 against joint's 68.3, 2.2 points
+        # staged: the higher mean test accuracy, 70.5 against 68.3 for joint, 2.2 points
         # more; that is larger than the seed spread (0.8 points), so on these seeds the
         # difference is real.
 
@@ -81,13 +81,13 @@ def compare(
     diff = abs(mean_a - mean_b)
     f = f".{digits}f"
     if round(diff, digits) == 0:
-        head = f"{name_a} and {name_b} have the same mean {what}, {mean_a:{f}}"
+        head = f"{name_a} and {name_b}: the same mean {what}, {mean_a:{f}}"
     else:
         (hi, hi_mean), (lo, lo_mean) = sorted(
             [(name_a, mean_a), (name_b, mean_b)], key=lambda pair: pair[1], reverse=True
         )
         head = (
-            f"{hi} has the higher mean {what}: {hi_mean:{f}} against {lo}'s {lo_mean:{f}}, "
+            f"{hi}: the higher mean {what}, {hi_mean:{f}} against {lo_mean:{f}} for {lo}, "
             f"{diff:{f}}{unit} more"
         )
     if len(a) == 1 and len(b) == 1:
