@@ -96,17 +96,46 @@ def check_structure(path: Path, expected_name: str | None = None) -> tuple[Repor
     return report, nb
 
 
+def quiet_kernel_manager(kernel_name: str) -> tuple[Any, list[str]]:
+    """A kernel manager, and kernel arguments, that print no transport warning.
+
+    Over TCP, ipykernel warns that it runs "without encryption". On Linux and macOS the
+    kernel talks over local ``ipc`` sockets instead (in a private temporary folder, never
+    the student's, removed at exit), which is also the safer transport. Windows has no
+    ``ipc`` sockets, so there the kernel logs errors only.
+    """
+    import atexit
+    import os
+    import shutil
+    import tempfile
+
+    from jupyter_client.manager import KernelManager
+
+    if os.name != "posix":
+        return KernelManager(kernel_name=kernel_name), ["--IPKernelApp.log_level=ERROR"]
+    folder = tempfile.mkdtemp(prefix="course-check-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    manager = KernelManager(
+        kernel_name=kernel_name, transport="ipc", ip=os.path.join(folder, "kernel")
+    )
+    return manager, []
+
+
 def run_notebook(nb: Any, path: Path, timeout: int, report: Report) -> None:
     """Run ``nb`` top to bottom (a copy: the file is not written) and record test results."""
     from nbclient import NotebookClient
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
+    kernel_name = nb.metadata.get("kernelspec", {}).get("name", "python3")
+    manager, kernel_arguments = quiet_kernel_manager(kernel_name)
     client = NotebookClient(
         nb,
         timeout=timeout,
         allow_errors=True,
         resources={"metadata": {"path": str(path.parent.resolve())}},
-        kernel_name=nb.metadata.get("kernelspec", {}).get("name", "python3"),
+        kernel_name=kernel_name,
+        km=manager,
+        extra_arguments=kernel_arguments,
     )
     try:
         client.execute()
@@ -134,6 +163,25 @@ def run_notebook(nb: Any, path: Path, timeout: int, report: Report) -> None:
             report.warnings.append(f"Cell {index} raised {error.line}")
 
 
+#: The most characters of one failure message shown (a hint follows the first line, so
+#: the whole message is shown up to this limit, then cut with a note).
+FAILURE_LIMIT = 2000
+
+
+def failure_lines(grade_id: str, message: str) -> list[str]:
+    """A failed test cell's whole message, every line indented under its ``FAIL`` line.
+
+    The hint that a check adds after the first line (e.g. "Use the method instead: ...")
+    is what tells a student the fix, so no line is dropped; only a very long message is
+    cut, after :data:`FAILURE_LIMIT` characters, and says so.
+    """
+    text = (message or "failed").strip()
+    if len(text) > FAILURE_LIMIT:
+        text = text[:FAILURE_LIMIT].rstrip() + " ... (cut: run the notebook to see the rest)"
+    first, *rest = text.splitlines() or ["failed"]
+    return [f"  FAIL  {grade_id!r}: {first}"] + [f"          {line}" for line in rest]
+
+
 def render(report: Report, name: str, ran: bool) -> str:
     """The report as friendly text."""
     lines = [f"Checking {name}", ""]
@@ -145,8 +193,7 @@ def render(report: Report, name: str, ran: bool) -> str:
         for gid in report.passed:
             lines.append(f"  ok    visible tests of {gid!r} pass")
         for gid, message in report.failed.items():
-            first = message.splitlines()[0] if message else "failed"
-            lines.append(f"  FAIL  {gid!r}: {first[:300]}")
+            lines += failure_lines(gid, message)
         lines.append("")
         lines.append(
             f"Visible tests: {len(report.passed)} of {len(report.passed) + len(report.failed)} "

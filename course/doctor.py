@@ -9,10 +9,10 @@ teach nothing, so the cell stops with the same remedy the doctor gives.
 What is looked for (nothing is downloaded, nothing big is loaded):
 
 - data: CIFAR-10 where ``course.data.load_cifar10`` finds it (``$COURSE_DATA``, torchvision's
-  folders, the kit's subset, ``../shared/data``), else synthetic stand-in images;
+  folders, the kit's subset, the project data folder), else synthetic stand-in images;
 - weights: VGG16's ImageNet weights in torchvision's cache, else the offline ImageNet
   MobileNetV2 (the kit's ``pretrained/`` folder, ``$COURSE_PRETRAINED_DIR`` or
-  ``../shared/data``), else random weights;
+  the project data folder), else random weights;
 - time: the seconds recorded in the executed lesson notebooks' metadata (the kit's
   ``lessons/`` or the checkout's ``course/lessons/``), never a guess.
 """

@@ -47,7 +47,7 @@ def cache_dir() -> Path:
 
 
 def shared_data_dir() -> Path | None:
-    """Return ``../shared/data`` beside the checkout when it exists, else ``None``."""
+    """Return the project data folder (``shared/data`` next to the checkout) or ``None``."""
     if PROJECT_ROOT is None:
         return None
     path = PROJECT_ROOT.parent / "shared" / "data"
@@ -122,7 +122,8 @@ def kit_pretrained_dir() -> Path | None:
 def display_path(path: str | os.PathLike[str]) -> str:
     """A path as students should read it: known places in words, never a build machine's path.
 
-    The kit's files become "the kit's data/...", ``../shared/data`` "the project data folder",
+    The kit's files become "the kit's data/...", the shared data beside a checkout "the
+    project data folder",
     the course cache "the course cache (...)", anything else under the home folder ``~/...``.
     Other paths (one the user typed) are returned as they are.
     """

@@ -11,7 +11,8 @@ Every figure is drawn so that it reads the same on any page:
   never black text on a dark page;
 - ``constrained`` layout and a tight bounding box when saved: titles, labels and
   a second axis are never cut off;
-- long titles are wrapped to the figure's width (:func:`wrap_title`);
+- long titles are wrapped to the figure's width (:func:`wrap_title`), never cut;
+- epoch axes tick whole epochs only;
 - the figures stay at most ``MAX_WIDTH_IN`` inches wide at ``DPI`` dots per inch,
   so a page that shows them at their own size (about 650 pixels) shows every label
   at its size in points times ``DPI / 72``: 10-point labels are about 14 pixels.
@@ -26,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from course.data import CLASSES
 from course.training import History
@@ -140,6 +142,7 @@ def plot_minibatch_loss(
             ),
         )
         epochs.set_xlabel("epoch")
+        epochs.xaxis.set_major_locator(MaxNLocator(integer=True))  # epoch 1, 2, never 1.5
     ax.legend()
     _title(ax, fig, title or "Training loss")
     return _finish(fig, path)
@@ -157,6 +160,7 @@ def plot_accuracy(
     if history.test_acc is not None:
         ax.axhline(history.test_acc, ls="--", c="gray", label=f"test {history.test_acc:.2f}%")
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epoch 1, 2, never 1.5
     ax.set_ylabel("accuracy (%)")
     ax.legend()
     _title(ax, fig, title or "Accuracy")

@@ -8,7 +8,7 @@ best *pretrained* weights this machine holds, chosen by :func:`quick_weights`:
 
 1. VGG16's ImageNet weights, when torchvision's cache holds them (the lecture's network);
 2. else the offline ImageNet MobileNetV2: the student kit's ``pretrained/`` folder, or
-   ``../shared/data/mobilenet-v2-imagenet`` beside a checkout (Google's uint8 TFLite file,
+   ``shared/data/mobilenet-v2-imagenet`` next to a checkout (Google's uint8 TFLite file,
    converted once; see ``course.models``);
 3. else random weights, the labelled last resort: such figures show that the code runs
    and say nothing about transfer learning.

@@ -342,7 +342,13 @@ _OUTPUTS_SCROLL = """
     const style = getComputedStyle(pre);
     const box = pre.getBoundingClientRect();
     const text = pre.textContent.slice(0, 40).replace(/\\s+/g, ' ');
-    if (style.whiteSpace !== 'pre') problems.push(`output wraps (${style.whiteSpace}): ${text}`);
+    // Phones scroll outputs sideways; wider windows wrap them between words (never
+    // inside a short token: no break-all, no anywhere).
+    const ok = window.innerWidth < 720 ? ['pre'] : ['pre', 'pre-wrap'];
+    if (!ok.includes(style.whiteSpace))
+      problems.push(`output wraps (${style.whiteSpace}): ${text}`);
+    if (style.wordBreak === 'break-all' || style.overflowWrap === 'anywhere')
+      problems.push(`output may break inside a number: ${text}`);
     if (box.right > window.innerWidth + 1) problems.push(`output sticks out: ${text}`);
     if (pre.scrollWidth > pre.clientWidth + 1 && !['auto', 'scroll'].includes(style.overflowX))
       problems.push(`output clipped without a scrollbar: ${text}`);
@@ -386,6 +392,55 @@ _DARK_FIGURES = """
   return problems;
 })()
 """
+
+
+# Sideways scrolling may hide code or words, never a number: for every table and every
+# output or message block whose box scrolls, the part out of view must hold no digit.
+_HIDDEN_NUMBERS = """
+(() => {
+  const problems = [];
+  const digit = /\\d/;
+  for (const table of document.querySelectorAll('.md-content table')) {
+    const box = table.closest('.md-typeset__scrollwrap, .jp-OutputArea-output') || table;
+    if (box.scrollWidth <= box.clientWidth + 1) continue;
+    const right = box.getBoundingClientRect().right;
+    const cell = [...table.querySelectorAll('td, th')].find(
+      c => c.getBoundingClientRect().right > right + 1 && digit.test(c.textContent));
+    if (cell) problems.push(`a number out of view: ${cell.textContent.trim().slice(0, 40)}`);
+  }
+  const blocks = '.md-content .jp-OutputArea-output pre, .md-content .admonition pre, '
+    + '.md-content .course-lesson-facts';
+  for (const pre of document.querySelectorAll(blocks)) {
+    if (pre.scrollWidth <= pre.clientWidth + 1) continue;
+    const probe = document.createElement('span');
+    probe.textContent = 'M'.repeat(20);
+    pre.appendChild(probe);
+    const width = probe.getBoundingClientRect().width / 20;
+    probe.remove();
+    const style = getComputedStyle(pre);
+    const inner = pre.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+    const columns = Math.floor(inner / width);
+    const hidden = pre.textContent.split('\\n').map(l => l.slice(columns)).find(t => digit.test(t));
+    if (hidden !== undefined)
+      problems.push(`a number out of view in an output: ...${hidden.trim().slice(0, 40)}`);
+  }
+  return problems;
+})()
+"""
+#: The pages whose figures students read: every lesson, and these.
+KEY_PAGES = ("", "start/", "lessons/", "exercise/", "results/", "reference/course/")
+
+
+def test_no_number_needs_sideways_scrolling_at_1280px(browser: DevTools, base_url: str) -> None:
+    """Key pages at 1280 px: tables and outputs show every number without scrolling."""
+    browser.set_view(1280, False)
+    urls = [base_url + path for path in KEY_PAGES] + _lesson_urls(browser, base_url)
+    problems = []
+    for url in urls:
+        browser.open(url)
+        name = url[len(base_url) :].strip("/") or "home"
+        problems += [f"{name}: {p}" for p in browser.evaluate(_HIDDEN_NUMBERS)]
+    assert not problems, "\n".join(problems)
 
 
 def _external(urls: list[str], base_url: str) -> list[str]:

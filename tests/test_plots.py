@@ -78,3 +78,18 @@ def test_prediction_grid_labels_are_at_least_ten_pixels() -> None:
     assert fig.get_figwidth() * fig.dpi <= plots.MAX_WIDTH_IN * plots.DPI
     sizes = [ax.title.get_fontsize() for ax in fig.axes]
     assert sizes and min(sizes) * plots.DPI / 72 >= 10, sizes
+
+
+def test_epoch_axes_tick_whole_epochs_only() -> None:
+    history = _history()  # 3 epochs: matplotlib's default locator would tick 1.5 and 2.5
+    accuracy = plots.plot_accuracy(history)
+    loss = plots.plot_minibatch_loss(history, window=2)
+    FigureCanvasAgg(accuracy).draw()
+    FigureCanvasAgg(loss).draw()
+    epoch_axes = [accuracy.axes[0].xaxis]
+    epoch_axes += [a.xaxis for a in loss.axes[0].child_axes if a.get_xlabel() == "epoch"]
+    assert len(epoch_axes) == 2, "the loss plot has no epoch axis"
+    for axis in epoch_axes:
+        lo, hi = axis.get_view_interval()
+        ticks = [t for t in axis.get_ticklocs() if lo - 1e-9 <= t <= hi + 1e-9]
+        assert ticks and all(float(t).is_integer() for t in ticks), ticks

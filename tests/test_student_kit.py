@@ -7,6 +7,7 @@ import the package from there.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -17,6 +18,7 @@ import pytest
 
 from autograder.student_package import (
     KIT_NAME,
+    KIT_PER_CLASS,
     PRETRAINED_FILES,
     STUDENT_PROJECT,
     course_package_files,
@@ -56,18 +58,52 @@ def _wheel(kit: Path) -> Path:
     return wheels[0]
 
 
-def test_kit_holds_lessons_exercise_network_and_readme(kit: Path) -> None:
+def test_kit_holds_lessons_exercise_network_data_and_readme(kit: Path) -> None:
     assert LESSONS, "no executed lessons in course/lessons/"
     for lesson in LESSONS:
         shipped = kit / "lessons" / lesson.name
         assert shipped.read_bytes() == lesson.read_bytes(), f"{lesson.name} differs from the repo"
     for name in PRETRAINED_FILES:
-        assert (kit / "pretrained" / "mobilenet-v2-imagenet" / name).stat().st_size > 0, name
-    license_text = (kit / "pretrained" / "mobilenet-v2-imagenet" / "LICENSE").read_text()
-    assert "Apache License" in license_text
+        assert (kit / "pretrained" / name).stat().st_size > 0, name
+    assert "Apache License" in (kit / "pretrained" / "LICENSE").read_text()
+    student_notes = (kit / "pretrained" / "README.md").read_text()
+    assert "{{" not in student_notes and "Apache License 2.0" in student_notes
+    assert "not project code" not in student_notes, "the data folder's developer notes shipped"
+    marker = json.loads((kit / "transfer-course-kit.json").read_text())
+    assert marker["data"] == "data/cifar10-subset" and marker["pretrained"] == "pretrained"
     readme = (kit / "README.md").read_text()
-    for step in ("pip install", "COURSE_PRETRAINED_DIR", "jupyter lab", "python -m course.check"):
+    wheel = _wheel(kit).name
+    for step in (
+        f"pip install {wheel}",
+        "--index-url https://download.pytorch.org/whl/cpu",
+        f".venv\\Scripts\\python -m pip install {wheel}",
+        "python -m course doctor",
+        "jupyter lab",
+        "python -m course.check",
+        "Python 3.10",
+    ):
         assert step in readme, f"the kit's README does not say {step!r}"
+    # Windows commands that fail in one of its shells, and a wildcard pip cannot expand there.
+    for wrong in ("set COURSE", "COURSE_QUICK=1 jupyter", "*.whl", "export COURSE"):
+        assert wrong not in readme, f"the kit's README still says {wrong!r}"
+    modes = (ROOT / "docs" / "snippets" / "modes.md").read_text().strip()
+    assert modes in readme, "the kit README's modes text is not the site's one statement"
+
+
+def test_kit_data_is_a_real_cifar10_subset_with_provenance(kit: Path) -> None:
+    from course.sources import CLASSES
+
+    data = kit / "data" / "cifar10-subset"
+    for split, count in KIT_PER_CLASS.items():
+        for cls in CLASSES:
+            assert len(list((data / split / cls).glob("*.jpg"))) == count, (split, cls)
+    readme = (kit / "data" / "README.md").read_text()
+    for fact in ("Krizhevsky", "JPEG copy", "sha256", "1,000", "seeded with"):
+        assert fact in readme, fact
+    sums = (kit / "data" / "SHA256SUMS").read_text().splitlines()
+    assert len(sums) == 10 * sum(KIT_PER_CLASS.values())
+    digest, name = sums[0].split("  ")
+    assert hashlib.sha256((kit / "data" / name).read_bytes()).hexdigest() == digest
 
 
 def test_exercise_is_the_released_notebook(kit: Path) -> None:
@@ -100,6 +136,9 @@ def test_wheel_holds_only_the_course_package(kit: Path) -> None:
     assert "Name: transfer-course-student" in metadata
     for requirement in ("torch", "torchvision", "jupyterlab", "nbclient"):
         assert f"Requires-Dist: {requirement}" in metadata, requirement
+    # No CUDA package is forced: which torch build arrives is pip's index's choice.
+    requires = [line for line in metadata.splitlines() if line.startswith("Requires-Dist:")]
+    assert not [r for r in requires if "nvidia" in r.lower() or "cuda" in r.lower()], requires
 
 
 def test_student_pyproject_is_a_real_project_file() -> None:

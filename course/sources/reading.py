@@ -6,7 +6,7 @@ A source is one of:
   layout; PNG, WebP, GIF, BMP and TIFF work too);
 - a zip of such a folder, with or without one top-level folder around ``train/`` and ``test/``;
 - a folder holding the two zips ``cifar10-jpeg-train.zip`` and ``cifar10-jpeg-test.zip``
-  (the layout of ``../shared/data/``);
+  (the layout of the project data folder);
 - a torchvision root: a folder holding ``cifar-10-batches-py/`` (or that folder itself),
   read directly, never downloaded.
 

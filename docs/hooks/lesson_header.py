@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -150,13 +151,21 @@ def on_gpu(record: Mapping[str, Any]) -> bool:
 
 
 def describe_time(record: Mapping[str, Any]) -> str:
-    """ "3.2 min on <machine> (torch 2.x, weights ..., data ...)"."""
+    """ "3.2 min on <machine> (torch 2.x, weights ..., data ...)".
+
+    A CPU run on a 2-core machine opens with the round figure a student can plan with:
+    "about 4 min on a 2-core laptop CPU; measured: 3.2 min on <machine> (...)".
+    """
     seconds = float(record["seconds"])
     took = f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
     details = [f"{key} {record[key]}" for key in ("torch",) if record.get(key)]
     details += [f"{key}: {record[key]}" for key in ("weights", "data") if record.get(key)]
     where = f" on {record['machine']}" if record.get("machine") else ""
-    return took + where + (f" ({', '.join(details)})" if details else "")
+    measured = took + where + (f" ({', '.join(details)})" if details else "")
+    if not on_gpu(record) and re.search(r"\b2 (CPU )?cores\b", str(record.get("machine", ""))):
+        about = "under 1 min" if seconds < 60 else f"{math.ceil(seconds / 60)} min"
+        return f"about {about} on a 2-core laptop CPU; measured: {measured}"
+    return measured
 
 
 def time_to_run(notebook: Mapping[str, Any]) -> tuple[str, str]:
@@ -224,6 +233,18 @@ def inline_markdown(text: str) -> str:
     return re.sub(r"\[([^\]]+)\]\(([^)\s]+)\)", r'<a href="\2">\1</a>', text)
 
 
+#: The one statement about laptop and real mode, shared with the home page, "Get started",
+#: the lessons index and the kit's README.
+MODES_SNIPPET = Path(__file__).resolve().parents[1] / "snippets" / "modes.md"
+
+
+def modes_html() -> str:
+    """The modes statement (``docs/snippets/modes.md``) as HTML, for the lesson box."""
+    import markdown
+
+    return markdown.markdown(MODES_SNIPPET.read_text(encoding="utf-8"))
+
+
 def header_html(
     mode: RunMode,
     notebook: Mapping[str, Any],
@@ -255,4 +276,7 @@ def header_html(
         f"<dt>Notebook</dt><dd>{' · '.join(links)}; in the student kit: "
         f"<code>lessons/{html.escape(notebook_name)}</code></dd>"
         "</dl>\n"
+        '<details class="course-modes" data-search-exclude>'
+        "<summary>Laptop mode and real mode</summary>"
+        f"{modes_html()}</details>\n"
     )

@@ -10,6 +10,10 @@
   (``<!-- course:benchmarks -->``, see ``benchmark_tables.py``).
 
 Nothing on the page is typed by hand. ``mkdocs serve`` watches those folders.
+
+The student build leaves the grading benchmarks out (``benchmarks/results/grading-*.json``):
+they describe the autograder's sandbox, limits and reference submission, which students do
+not need and should not study. The instructor build shows every record.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from audience import is_instructor_build
-from benchmark_tables import benchmarks_section
+from benchmark_tables import benchmark_section, benchmarks_section
 from markdown_table import table
 from mkdocs.config.defaults import MkDocsConfig
 from mkdocs.structure.files import File, Files
@@ -59,6 +63,23 @@ def lecture_table() -> str:
     return table(header, rows)
 
 
+#: Benchmark records about grading (sandbox, limits, the reference's score): instructors only.
+GRADING_RECORDS = "grading"
+
+
+def student_benchmarks(benchmarks_dir: Path) -> str:
+    """The benchmarks section of the student build: every record but the grading ones."""
+    records = [
+        p for p in sorted(benchmarks_dir.glob("*.json")) if not p.stem.startswith(GRADING_RECORDS)
+    ]
+    if not records:
+        return (
+            '!!! note "No benchmarks recorded yet"\n'
+            "    No benchmark of the course's training code is recorded yet.\n"
+        )
+    return "\n".join(benchmark_section(path, benchmarks_dir) for path in records)
+
+
 def on_files(files: Files, config: MkDocsConfig) -> Files:
     """Add the recorded runs' and the benchmarks' plots as site files."""
     for run in sorted(p.parent for p in RESULTS_DIR.glob("*/results.json")):
@@ -66,7 +87,10 @@ def on_files(files: Files, config: MkDocsConfig) -> Files:
             files.append(
                 File.generated(config, f"results/{run.name}/{plot.name}", abs_src_path=str(plot))
             )
+    instructor = is_instructor_build(config)
     for plot in sorted(BENCHMARKS_DIR.glob("*.png")):
+        if not instructor and plot.stem.startswith(GRADING_RECORDS):
+            continue
         files.append(
             File.generated(config, f"results/benchmarks/{plot.name}", abs_src_path=str(plot))
         )
@@ -83,7 +107,9 @@ def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, files: Fil
         "<!-- course:recorded-runs -->": lambda: recorded_runs_section(
             RESULTS_DIR, show_command=instructor
         ),
-        "<!-- course:benchmarks -->": lambda: benchmarks_section(BENCHMARKS_DIR),
+        "<!-- course:benchmarks -->": lambda: (
+            benchmarks_section(BENCHMARKS_DIR) if instructor else student_benchmarks(BENCHMARKS_DIR)
+        ),
     }
     for marker, render in generated.items():
         if marker not in markdown:
