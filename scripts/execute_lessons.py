@@ -176,17 +176,20 @@ def portable_paths(text: str) -> str:
     """Write this machine's folders as a reader's would read them.
 
     The lessons print where their data and weights came from; the published notebooks should
-    say ``../shared/data/...`` and ``~/.cache/...``, not the build machine's absolute paths.
+    say "the project data folder/..." (as ``course.paths.display_path`` does) and
+    ``~/.cache/...``, not the build machine's absolute paths.
     """
     shared = ROOT.parent / "shared"
     for folder, shown in (
-        (shared.resolve(), "../shared"),
-        (shared, "../shared"),
+        ((shared / "data").resolve(), "the project data folder"),
+        (shared / "data", "the project data folder"),
+        (shared.resolve(), "the shared folder"),
+        (shared, "the shared folder"),
         (ROOT, "."),
         (Path.home(), "~"),
     ):
         text = text.replace(f"{folder}/", f"{shown}/")
-    return text
+    return text.replace("../shared/data/", "the project data folder/")
 
 
 def tidy(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
