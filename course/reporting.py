@@ -52,6 +52,7 @@ def compare(
     what: str = "test accuracy",
     unit: str = " points",
     digits: int = 1,
+    paired: bool = False,
 ) -> str:
     """One sentence comparing two sets of runs (e.g. the test accuracies of 3 seeds each).
 
@@ -71,9 +72,12 @@ def compare(
         what: the measured quantity, as the sentence names it.
         unit: the unit of a *difference* (``" points"`` for percentages, ``" s"`` ...).
         digits: decimals shown.
+        paired: the i-th values of both sets come from the same seed (same start, same
+            batches): one more sentence says on how many seeds the first set is higher.
 
     Raises:
-        ValueError: a set of values is empty or holds a NaN.
+        ValueError: a set of values is empty or holds a NaN, or ``paired`` sets differ
+            in length.
     """
     a, b = _checked(values_a, name_a), _checked(values_b, name_b)
     mean_a, mean_b = mean(a), mean(b)
@@ -90,17 +94,24 @@ def compare(
             f"{hi}: the higher mean {what}, {hi_mean:{f}} against {lo_mean:{f}} for {lo}, "
             f"{diff:{f}}{unit} more"
         )
+    if paired and len(a) != len(b):
+        raise ValueError(f"paired values need one per seed on both sides: {len(a)} != {len(b)}")
     if len(a) == 1 and len(b) == 1:
         return f"{head}; one run each, so no seed spread was measured: this is not yet evidence."
     if diff > noise:
-        return (
+        verdict = (
             f"{head}; that is larger than the seed spread ({noise:{f}}{unit}), "
             "so on these seeds the difference is real."
         )
-    return (
-        f"{head}; that is within the seed spread ({noise:{f}}{unit}), "
-        "so these seeds cannot tell the two apart."
-    )
+    else:
+        verdict = (
+            f"{head}; that is within the seed spread ({noise:{f}}{unit}), "
+            "so these seeds cannot tell the two apart."
+        )
+    if paired:
+        higher = sum(x > y for x, y in zip(a, b, strict=True))
+        verdict += f" Seed by seed, {name_a} is higher on {higher} of {len(a)}."
+    return verdict
 
 
 def _checked(values: Sequence[float], name: str) -> list[float]:

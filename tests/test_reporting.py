@@ -52,3 +52,11 @@ def test_helpers_and_bad_input() -> None:
         compare("a", [], "b", [1.0])
     with pytest.raises(ValueError, match="NaN"):
         compare("a", [float("nan")], "b", [1.0])
+
+
+def test_paired_comparisons_count_the_seeds_where_the_first_is_higher() -> None:
+    text = compare("tta", [56.6, 55.9, 59.8], "plain", [55.1, 56.0, 56.9], paired=True)
+    assert text.endswith("Seed by seed, tta is higher on 2 of 3.")
+    assert "Seed by seed" not in compare("tta", [56.6, 55.9], "plain", [55.1, 56.0])
+    with pytest.raises(ValueError, match="one per seed"):
+        compare("a", [1.0, 2.0], "b", [1.0], paired=True)

@@ -48,7 +48,7 @@ print(banner(QUICK, QuickWeights(
     "vgg16", WEIGHTS, f"VGG16 with {WEIGHTS} weights",
     "this lesson shows structure (shapes, parameter counts, what freezing and a new head do), "
     "which does not depend on the weights")))
-print_summary("01")
+DIAGNOSIS = print_summary("01")  # what this lesson uses, and the fix for what is missing
 
 # %% [markdown]
 # ## The weights API

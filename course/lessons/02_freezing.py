@@ -45,7 +45,7 @@ print(banner(QUICK, QuickWeights(
     "vgg16", WEIGHTS, f"VGG16 with {WEIGHTS} weights",
     "this lesson shows structure (shapes, parameter counts, what freezing and a new head do), "
     "which does not depend on the weights")))
-print_summary("02")
+DIAGNOSIS = print_summary("02")  # what this lesson uses, and the fix for what is missing
 
 # %%
 model = load_model("vgg16", weights=WEIGHTS)

@@ -44,7 +44,7 @@ print(banner(QUICK, QuickWeights(
     "vgg16", WEIGHTS, f"VGG16 with {WEIGHTS} weights",
     "this lesson shows structure (shapes, parameter counts, what freezing and a new head do), "
     "which does not depend on the weights")))
-print_summary("03")
+DIAGNOSIS = print_summary("03")  # what this lesson uses, and the fix for what is missing
 
 # %% [markdown]
 # ## VGG16: a new `classifier[6]`

@@ -55,7 +55,7 @@ VGG_WEIGHTS = "random" if QUICK else "imagenet"  # VGG16 only shows structure he
 MACHINE = machine_label()
 torch.manual_seed(123)
 print(banner(QUICK))
-print_summary("06")
+DIAGNOSIS = print_summary("06")  # what this lesson uses, and the fix for what is missing
 
 # %% [markdown]
 # ## The backbones side by side
