@@ -51,12 +51,12 @@ PRETRAINED_FILES = (
     "LICENSE",
 )
 #: The kit's CIFAR-10 subset, per class: ``train`` images (``load_cifar10`` holds 10% of them
-#: out for validation) and ``test`` images. Lessons 4-6 take ``subset=100``: 100 train, 100
+#: out for validation) and ``test`` images. Lessons 4 and later take ``subset=100``: 100 train, 100
 #: valid and 100 test images a class, which 1,000 train images a class provide (1,000 - 100).
 KIT_PER_CLASS = {"train": 1000, "test": 100}
 #: Seeds the choice of the kit's images among each class's files (sorted by name).
 KIT_SEED = 123
-#: The lessons' laptop-mode subset, per class and split (scripts/execute_lessons.py, lessons 4-6).
+#: The lessons' laptop-mode subset, per class and split (scripts/execute_lessons.py, lessons 4 on).
 LESSON_PER_CLASS = 100
 
 
@@ -236,7 +236,8 @@ def data_readme(zips: tuple[Path, Path], subset: dict[str, bytes], sums_sha256: 
         "`train/<class>/NNNN.jpg` and `test/<class>/NNNN.jpg`. The lessons find it by "
         "themselves when they run inside the kit.",
         "",
-        f"Lessons 4-6 in laptop mode use {LESSON_PER_CLASS} images a class in each split: "
+        f"Lessons 4 and later, in laptop mode, use {LESSON_PER_CLASS} images a class in each "
+        "split: "
         f"`load_cifar10` holds {valid} of each class's {train:,} training images out for "
         f"validation, then keeps {LESSON_PER_CLASS} train, {LESSON_PER_CLASS} validation and "
         f"{LESSON_PER_CLASS} test images a class. Real mode needs the full CIFAR-10 "
