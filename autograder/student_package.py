@@ -421,6 +421,13 @@ def build_student_kit(out_dir: str | Path, assignments: list[str] | None = None)
             .replace("{{ sha256 }}", sha256_file(pretrained / PRETRAINED_FILES[0]))
         )
         lesson_files: dict[str, Path | bytes | str] = {f"lessons/{p.name}": p for p in lessons}
+        # Lesson 7 reads lessons/assets/my_image.jpg (provenance in its README.md).
+        assets = ROOT / "course" / "lessons" / "assets"
+        lesson_files.update(
+            {f"lessons/assets/{p.name}": p for p in sorted(assets.iterdir()) if p.is_file()}
+            if assets.is_dir()
+            else {}
+        )
         parts = {
             wheel.name: (
                 "the `course` package the lessons and the exercise import",

@@ -38,6 +38,7 @@ LESSONS: dict[str, tuple[str, bool, bool]] = {
     "04": ("Inputs", True, True),
     "05": ("Training and evaluating", True, True),
     "06": ("Beyond VGG16", True, True),
+    "07": ("Fine-tuning like a practitioner", True, True),
 }
 
 #: How to get real CIFAR-10 images: the doctor's fix and :func:`require_real`'s remedy.

@@ -73,6 +73,9 @@ class History:
     """Everything a run measured, in plain lists so it saves as JSON."""
 
     minibatch_loss: list[float] = field(default_factory=list)
+    # The mean training loss of each epoch over all its examples (what the epoch line prints;
+    # the last minibatch's loss alone is one noisy sample of it).
+    train_loss: list[float] = field(default_factory=list)
     train_acc: list[float] = field(default_factory=list)  # percent, one per epoch
     valid_acc: list[float] = field(default_factory=list)  # percent, one per epoch
     lr: list[float] = field(default_factory=list)  # learning rate used in each epoch
@@ -377,6 +380,7 @@ def _run_epoch(
     # Losses and hits stay on the device; one transfer per epoch keeps the GPU busy.
     losses: list[torch.Tensor] = []
     correct = torch.zeros((), dtype=torch.long, device=device)
+    loss_sum = torch.zeros((), dtype=torch.float32, device=device)  # float64: not on MPS
     seen = 0
     total = f"{len(loaders['train']):04d}" if hasattr(loaders["train"], "__len__") else "?"
     bar = tqdm(
@@ -395,6 +399,7 @@ def _run_epoch(
         loss.backward()
         optimizer.step()
         losses.append(loss.detach())
+        loss_sum += loss.detach().float() * labels.numel()
         correct += (logits.argmax(dim=1) == labels).sum()
         seen += labels.numel()
         if config.log_every and len(losses) % config.log_every == 0:
@@ -413,6 +418,7 @@ def _run_epoch(
         train_acc = evaluate(model, loaders["train"], device)
     else:
         train_acc = 100.0 * correct.item() / max(seen, 1)
+    history.train_loss.append(loss_sum.item() / seen if seen else float("nan"))
     history.train_acc.append(train_acc)
     history.valid_acc.append(evaluate(model, loaders["valid"], device))
     history.lr.append(optimizer.param_groups[0]["lr"])
@@ -420,7 +426,7 @@ def _run_epoch(
     if config.verbose:
         print(
             f"Epoch {epoch + 1:03d}/{config.epochs:03d} | "
-            f"loss {history.minibatch_loss[-1] if losses else float('nan'):.4f} | "
+            f"mean loss {history.train_loss[-1]:.4f} | "
             f"train {train_acc:.2f}% | valid {history.valid_acc[-1]:.2f}% | "
             f"{history.epoch_seconds[-1]:.1f} s"
         )

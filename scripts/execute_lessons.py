@@ -4,7 +4,7 @@ The ``.py`` files in ``course/lessons/`` are the source; the ``.ipynb`` files
 beside them are generated here and committed, so the site and students see the
 outputs without running anything. Run this after editing a lesson:
 
-    python scripts/execute_lessons.py              # all six, laptop mode
+    python scripts/execute_lessons.py              # all seven, laptop mode
     python scripts/execute_lessons.py 02 05        # only lessons whose name starts so
     python scripts/execute_lessons.py --test       # laptop mode with the tests' tiny subsets
     python scripts/execute_lessons.py --real       # ImageNet weights, full data (GPU)
@@ -16,6 +16,10 @@ are for checking, not for committing. Each lesson runs in a fresh kernel with th
 lessons folder as its working directory; the script prints the time each one took
 and records it in the notebook's metadata (``metadata["course"]["execution"]``:
 seconds, machine, torch version, and the weights and data the lesson says it used).
+The machine line also gives the load average at the start and the end (other programs
+slow a shared machine down) and how many feature caches the lesson built, since a lesson
+whose caches an earlier run left behind reads them back in a fraction of the time
+(``COURSE_CACHE_DIR=$(mktemp -d)`` times a first run).
 """
 
 from __future__ import annotations
@@ -123,14 +127,31 @@ def execute_lesson(
         resources={"metadata": {"path": str(source.parent)}},
         record_timing=False,  # timestamps would make every refresh a diff
     )
+    caches_before = _feature_caches(kernel_env)
+    load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     start = time.perf_counter()
     client.execute(env=kernel_env)
     seconds = time.perf_counter() - start
     probe = notebook.cells.pop()
-    return Executed(source, notebook, seconds, _execution_record(probe, seconds))
+    built = len(_feature_caches(kernel_env) - caches_before)
+    return Executed(
+        source, notebook, seconds, _execution_record(probe, seconds, load_before, built)
+    )
 
 
-def _execution_record(probe: nbformat.NotebookNode, seconds: float) -> dict:
+def _feature_caches(env: dict[str, str]) -> set[str]:
+    """The feature-cache folders in the cache the kernel uses (``course.paths.cache_dir``)."""
+    root = Path(env["COURSE_CACHE_DIR"]) if env.get("COURSE_CACHE_DIR") else None
+    root = (root or Path.home() / ".cache" / "transfer-course") / "features"
+    return {p.name for p in root.iterdir() if p.is_dir()} if root.is_dir() else set()
+
+
+def _execution_record(
+    probe: nbformat.NotebookNode,
+    seconds: float,
+    load_before: float = float("nan"),
+    caches_built: int | None = None,
+) -> dict:
     """What the site shows as "time to run": seconds, machine, torch, weights and data."""
     said: dict = {}
     for output in probe.get("outputs", []):
@@ -140,10 +161,11 @@ def _execution_record(probe: nbformat.NotebookNode, seconds: float) -> dict:
     # Timings on a shared machine depend on what else runs: the load average goes with them.
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     machine = said.get("machine") or machine_description()
+    caches = "" if caches_built is None else f", {caches_built} feature cache(s) built"
     return {
         "seconds": round(seconds, 1),
         "machine": f"{machine}, torch using {said.get('threads', '?')} threads, "
-        f"load average {load:.1f} at the end",
+        f"load average {load_before:.1f} at the start and {load:.1f} at the end{caches}",
         "torch": str(said.get("torch", "unknown")),
         "weights": str(said.get("weights", "unknown")),
         "data": str(said.get("data", "unknown")),
@@ -154,17 +176,20 @@ def portable_paths(text: str) -> str:
     """Write this machine's folders as a reader's would read them.
 
     The lessons print where their data and weights came from; the published notebooks should
-    say ``../shared/data/...`` and ``~/.cache/...``, not the build machine's absolute paths.
+    say "the project data folder/..." (as ``course.paths.display_path`` does) and
+    ``~/.cache/...``, not the build machine's absolute paths.
     """
     shared = ROOT.parent / "shared"
     for folder, shown in (
-        (shared.resolve(), "../shared"),
-        (shared, "../shared"),
+        ((shared / "data").resolve(), "the project data folder"),
+        (shared / "data", "the project data folder"),
+        (shared.resolve(), "the shared folder"),
+        (shared, "the shared folder"),
         (ROOT, "."),
         (Path.home(), "~"),
     ):
         text = text.replace(f"{folder}/", f"{shown}/")
-    return text
+    return text.replace("../shared/data/", "the project data folder/")
 
 
 def tidy(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:

@@ -1,4 +1,4 @@
-"""The six lessons: they run in quick mode, stay paired, import only ``course``.
+"""The seven lessons: they run in quick mode, stay paired, import only ``course``.
 
 The execution tests run every lesson top to bottom in a fresh kernel, on a
 temporary copy of ``course/lessons/``, in quick (laptop) mode with the tests'
@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import copy
 import importlib.util
+import json
 import re
 import shutil
 import sys
@@ -26,7 +27,17 @@ SOURCES = sorted(LESSONS.glob("[0-9][0-9]_*.py"))
 REFRESH = "refresh the notebooks with: python scripts/execute_lessons.py"
 QUICK_NOTE = "QUICK MODE (laptop)"
 #: Lessons that measure a transfer effect: executed with a pretrained network.
-MEASURING = ("04_inputs", "05_training_and_evaluating", "06_beyond_vgg16")
+MEASURING = (
+    "04_inputs",
+    "05_training_and_evaluating",
+    "06_beyond_vgg16",
+    "07_fine_tuning_like_a_practitioner",
+)
+#: How a sentence written by course.reporting.compare starts its verdict.
+VERDICT = re.compile(
+    r"(the higher|the same) mean .*(the difference is real|cannot tell the two "
+    r"apart|no seed spread was measured)"
+)
 EXECUTION_KEYS = {"seconds", "machine", "torch", "weights", "data"}
 
 # The lessons import the course's helper package and the libraries it is built on, nothing
@@ -98,11 +109,50 @@ def reference_counts() -> dict[str, int]:
 # --- structure ---------------------------------------------------------------------------
 
 
-def test_six_numbered_lessons_listed_in_the_readme() -> None:
-    assert len(SOURCES) == 6, [s.name for s in SOURCES]
+def test_seven_numbered_lessons_listed_in_the_readme_the_site_and_the_doctor() -> None:
+    from course.doctor import LESSONS as DOCTOR_LESSONS
+
+    assert len(SOURCES) == 7, [s.name for s in SOURCES]
     readme = (LESSONS / "README.md").read_text()
+    index = (ROOT / "docs" / "lessons" / "index.md").read_text()
+    navs = [(ROOT / name).read_text() for name in ("mkdocs.yml", "mkdocs-instructor.yml")]
     for source in SOURCES:
         assert f"({source.stem}.ipynb)" in readme, f"README.md does not link {source.stem}.ipynb"
+        assert f"({source.stem}.ipynb)" in index, f"docs/lessons/index.md misses {source.stem}"
+        for nav in navs:
+            assert f"lessons/{source.stem}.ipynb" in nav, f"a mkdocs nav misses {source.stem}"
+        assert source.stem[:2] in DOCTOR_LESSONS, f"course.doctor.LESSONS misses {source.stem}"
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
+def test_first_cell_prints_the_doctors_summary_for_its_own_lesson(source: Path) -> None:
+    code = [c.source for c in jupytext.read(source).cells if c.cell_type == "code"]
+    # code[0] is the parameter cell; the setup cell after it is the first that runs anything.
+    assert f'print_summary("{source.stem[:2]}")' in code[1], (
+        f"{source.name}: its setup cell must call print_summary({source.stem[:2]!r}) (contract C4)"
+    )
+
+
+@pytest.mark.parametrize("stem", MEASURING)
+def test_measuring_lessons_check_their_inputs_and_conclude_from_their_numbers(stem: str) -> None:
+    source = (LESSONS / f"{stem}.py").read_text()
+    assert "require_real(" in source, f"{stem}: measurement cells must call require_real first"
+    assert "compare(" in source, f"{stem}: measurement cells must end with a computed sentence"
+    notebook = nbformat.read(LESSONS / f"{stem}.ipynb", as_version=4)
+    verdicts = VERDICT.findall(_text_outputs(notebook))
+    assert verdicts, f"{stem}.ipynb prints no computed conclusion; {REFRESH}"
+
+
+def test_lesson_5_lists_every_recorded_run() -> None:
+    recorded = sorted((ROOT / "results").glob("**/results.json"))
+    notebook = nbformat.read(LESSONS / "05_training_and_evaluating.ipynb", as_version=4)
+    text = _text_outputs(notebook)
+    if recorded:
+        assert f"{len(recorded)} run(s) recorded in results/" in text, REFRESH
+    for path in recorded:
+        name = json.loads(path.read_text()).get("protocol", {})
+        name = name.get("name") if isinstance(name, dict) else name
+        assert f"{name or path.parent.name} (" in text, f"lesson 5 does not list {path}; {REFRESH}"
 
 
 @pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
@@ -207,14 +257,34 @@ def lesson_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("lessons")
     for path in [*SOURCES, LESSONS / "jupytext.toml"]:
         shutil.copy2(path, folder / path.name)
+    shutil.copytree(LESSONS / "assets", folder / "assets")  # lesson 7's own image
     return folder
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
 def test_lesson_runs_in_quick_mode(
-    source: Path, lesson_copy: Path, request: pytest.FixtureRequest
+    source: Path,
+    lesson_copy: Path,
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    from nbclient.exceptions import CellExecutionError
+
+    from course.doctor import diagnose
+
+    monkeypatch.setenv("COURSE_QUICK", "1")
+    found = diagnose(source.stem[:2])
+    if source.stem in MEASURING and (
+        found.data_kind == "synthetic" or found.weights_kind == "random"
+    ):
+        # No real CIFAR-10 or no pretrained weights here: the lesson must stop at its first
+        # measurement with the doctor's remedy, not print meaningless figures.
+        with pytest.raises(CellExecutionError, match="this cell stops here"):
+            execute_lessons.execute_lesson(
+                lesson_copy / source.name, quick=True, test=True, cell_timeout=300
+            )
+        return
     executed = execute_lessons.execute_lesson(
         lesson_copy / source.name, quick=True, test=True, cell_timeout=300
     )

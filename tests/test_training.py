@@ -303,3 +303,23 @@ def test_batchnorm_that_trains_follows_the_model():
     assert train_mode(model)[1].training  # trainable: training mode, batch statistics
     model[1].requires_grad_(False)
     assert not train_mode(model)[1].training and model[3].training
+
+
+def test_epoch_loss_is_the_mean_over_the_epoch_not_the_last_batch(capsys):
+    # 240 examples in batches of 32: seven full batches and a last one of 16, so the
+    # example-weighted mean differs from both the last loss and the plain mean of batches.
+    model = _model()
+    history = train(model, None, _loaders(), _config(verbose=True, epochs=2))
+    per_epoch = history.batches_per_epoch
+    sizes = [32] * 7 + [16]
+    assert per_epoch == len(sizes)
+    assert len(history.train_loss) == 2
+    for epoch in range(2):
+        losses = history.minibatch_loss[epoch * per_epoch : (epoch + 1) * per_epoch]
+        weighted = sum(loss * n for loss, n in zip(losses, sizes, strict=True)) / sum(sizes)
+        assert history.train_loss[epoch] == pytest.approx(weighted, rel=1e-5)
+        assert history.train_loss[epoch] != pytest.approx(losses[-1], rel=1e-3)
+    printed = [line for line in capsys.readouterr().out.splitlines() if "mean loss" in line]
+    assert len(printed) == 2
+    for line, value in zip(printed, history.train_loss, strict=True):
+        assert f"mean loss {value:.4f}" in line

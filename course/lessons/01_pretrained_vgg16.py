@@ -36,6 +36,7 @@ from torch import nn
 
 from course.errors import WeightsError
 from course.models import count_parameters, describe, load_model
+from course.doctor import print_summary
 from course.quick import QuickWeights, banner, quick_mode
 
 QUICK = quick_mode(QUICK)
@@ -47,6 +48,7 @@ print(banner(QUICK, QuickWeights(
     "vgg16", WEIGHTS, f"VGG16 with {WEIGHTS} weights",
     "this lesson shows structure (shapes, parameter counts, what freezing and a new head do), "
     "which does not depend on the weights")))
+DIAGNOSIS = print_summary("01")  # what this lesson uses, and the fix for what is missing
 
 # %% [markdown]
 # ## The weights API
@@ -75,6 +77,29 @@ print("preprocess:", imagenet_weights.transforms())
 # file once into torch's cache and reads it from there afterwards. That cache
 # is an ordinary folder: you can also copy the file into it by hand on a
 # machine without network.
+#
+# The lecture writes `models.vgg16(pretrained=True)`. That is the spelling from
+# before torchvision 0.13, which replaced it with the weights API:
+#
+# | the lecture (torchvision < 0.13) | today |
+# | --- | --- |
+# | `vgg16(pretrained=True)` | `vgg16(weights=VGG16_Weights.IMAGENET1K_V1)` (or `weights="DEFAULT"`, the best weights torchvision has) |
+# | `vgg16(pretrained=False)` | `vgg16(weights=None)` |
+#
+# The old argument still works here, with a warning that it may be removed;
+# on the `meta` device (shapes only, nothing downloaded) we can read the warning:
+
+# %%
+import warnings
+
+import torchvision
+
+with warnings.catch_warnings(record=True) as caught, torch.device("meta"):
+    warnings.simplefilter("always")
+    torchvision.models.vgg16(pretrained=False)
+print(f"torchvision {torchvision.__version__}, vgg16(pretrained=False) warns:")
+for warning in caught:
+    print(" -", str(warning.message).splitlines()[0])
 
 # %%
 cached_file = Path(torch.hub.get_dir()) / "checkpoints" / Path(imagenet_weights.url).name

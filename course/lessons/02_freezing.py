@@ -33,6 +33,7 @@ from torchvision.transforms import v2
 
 from course.data import NORMALIZATIONS, load_cifar10
 from course.models import describe, load_model, trainable_parameter_names, trainable_parameters
+from course.doctor import print_summary
 from course.quick import QuickWeights, banner, data_label, quick_mode, run_label
 
 QUICK = quick_mode(QUICK)
@@ -44,6 +45,7 @@ print(banner(QUICK, QuickWeights(
     "vgg16", WEIGHTS, f"VGG16 with {WEIGHTS} weights",
     "this lesson shows structure (shapes, parameter counts, what freezing and a new head do), "
     "which does not depend on the weights")))
+DIAGNOSIS = print_summary("02")  # what this lesson uses, and the fix for what is missing
 
 # %%
 model = load_model("vgg16", weights=WEIGHTS)

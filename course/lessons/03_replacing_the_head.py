@@ -32,6 +32,7 @@ from torchvision.transforms import v2
 
 from course.data import NORMALIZATIONS, load_cifar10
 from course.models import build_on_meta, load_model
+from course.doctor import print_summary
 from course.quick import QuickWeights, banner, data_label, quick_mode, run_label
 
 QUICK = quick_mode(QUICK)
@@ -43,6 +44,7 @@ print(banner(QUICK, QuickWeights(
     "vgg16", WEIGHTS, f"VGG16 with {WEIGHTS} weights",
     "this lesson shows structure (shapes, parameter counts, what freezing and a new head do), "
     "which does not depend on the weights")))
+DIAGNOSIS = print_summary("03")  # what this lesson uses, and the fix for what is missing
 
 # %% [markdown]
 # ## VGG16: a new `classifier[6]`

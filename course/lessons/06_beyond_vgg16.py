@@ -39,12 +39,14 @@ from torch.utils.flop_counter import FlopCounterMode
 from torchvision.transforms import v2
 
 from course.data import CLASSES, load_cifar10, make_loaders
+from course.doctor import print_summary, require_real
 from course.errors import WeightsError
 from course.features import cached_loaders, split_model
 from course.models import build_on_meta, load_model, trainable_parameters
 from course.paths import env_flag
 from course.plots import plot_comparison
 from course.quick import banner, data_label, machine_label, quick_mode, run_label
+from course.reporting import compare
 from course.training import TrainConfig, train
 
 QUICK = quick_mode(QUICK)
@@ -53,6 +55,7 @@ VGG_WEIGHTS = "random" if QUICK else "imagenet"  # VGG16 only shows structure he
 MACHINE = machine_label()
 torch.manual_seed(123)
 print(banner(QUICK))
+DIAGNOSIS = print_summary("06")  # what this lesson uses, and the fix for what is missing
 
 # %% [markdown]
 # ## The backbones side by side
@@ -109,9 +112,14 @@ for family, name in BACKBONES.items():
 # - VGG16 is the largest in parameters (138 M) and among the most expensive
 #   (15.5 GMACs), yet MobileNetV3 does the same job with 5.5 M parameters
 #   and 0.22 GMACs, 70 times less compute.
-# - Most were trained on 224-pixel crops; Inception v3 on 299 pixels. Feeding
-#   the size a model was trained at is part of "using the pretrained weights as
-#   they were meant".
+# - The crop column is the size torchvision *evaluates* each set of weights at:
+#   224 pixels for most, 299 for Inception v3. It is not always the size they
+#   were trained at: torchvision's newer `IMAGENET1K_V2` recipes may train on
+#   smaller crops than they are evaluated at (ResNet-50's trains on 176-pixel
+#   crops and is evaluated at 224, which tests better); each weights entry
+#   links its recipe in `weights.meta["recipe"]`. Feeding the evaluation size
+#   and preprocessing of `weights.transforms()` is part of "using the
+#   pretrained weights as they were meant".
 # - ResNet, ResNeXt and Wide ResNet share one design (and the head name `fc`):
 #   ResNeXt splits its 3x3 convolutions into 32 groups, Wide ResNet doubles their
 #   width.
@@ -165,8 +173,9 @@ for name, net in rows.items():
 #
 # Three common answers, from cheapest to most flexible:
 #
-# 1. **Head only** (a linear probe): fast, cannot overfit much, but the features
-#    stay ImageNet's.
+# 1. **Head only** (a linear probe): fast, and the features stay ImageNet's. It
+#    can still overfit a small training set: lesson 5's probe fits its training
+#    images much better than its validation images (its accuracy curves).
 # 2. **The fully connected layers** (fc6 + fc7 + head for VGG16): the
 #    classifier adapts; the convolutional features stay fixed and can be cached
 #    (lesson 5).
@@ -281,7 +290,7 @@ for group in optimizer.param_groups:
 # | last blocks | `features[14:]` + head | + `BASE_LR / 10` for blocks 14-18 |
 # | all | every block + head | + `BASE_LR / 30` for blocks 7-13, `BASE_LR / 100` for blocks 0-6 |
 #
-# Same budget for all three: the same training images at 96 px, the same
+# Same budget for all three: the same training images at 64 px, the same
 # number of epochs and batches, SGD with momentum 0.9, no augmentation. The
 # BatchNorm layers stay frozen in eval mode in every protocol (lesson 2): the
 # offline network's BatchNorm is folded into its convolutions and would break
@@ -292,7 +301,7 @@ for group in optimizer.param_groups:
 
 # %%
 PER_CLASS = (20 if SMALL else 100) if QUICK else None  # images per class in each split
-SIZE, BATCH, BASE_LR = 96, 32, 0.01
+SIZE, BATCH, BASE_LR = 64, 32, 0.01  # 64 px: under half of 96 px's compute (lesson 4)
 EPOCHS = 2 if SMALL else 3
 CHEAP_SEEDS = (1, 2) if SMALL else (1, 2, 3)  # head only, last blocks: cached, cheap
 ALL_SEEDS = (1,) if SMALL else ((1, 2) if QUICK else (1, 2, 3))  # the whole network: costly
@@ -309,6 +318,7 @@ WEIGHTS_LABEL = backbone.weights_label
 MEAN, STD = backbone.preprocessing.mean, backbone.preprocessing.std
 LABEL = run_label(WEIGHTS_LABEL, DATA)
 print(LABEL)
+require_real(splits, backbone, "How many layers to train")
 
 
 def layer_group(name: str, module: nn.Module, lr: float) -> dict:
@@ -374,8 +384,11 @@ for protocol, results in runs.items():
           f"{', '.join(f'{a:.1f}' for a in accs):>20} {seconds:>10.1f}")
 print("s per run: training and evaluation, and the feature cache when it was built now; "
       f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores.")
+final = {name: [history.test_acc for history, _, _ in results] for name, results in runs.items()}
+print(compare("last blocks", final["last blocks"], "head only", final["head only"]))
+print(compare("all", final["all"], "last blocks", final["last blocks"]))
 plot_comparison(
-    {name: [history.test_acc for history, _, _ in results] for name, results in runs.items()},
+    final,
     chance=100 / len(CLASSES),
     title=f"How many layers to train: {EPOCHS} epochs on {len(splits.train):,} images, "
           f"{SIZE} px\n{LABEL}",
@@ -383,9 +396,9 @@ plot_comparison(
 
 # %% [markdown]
 # The table and figure above are this run's answer for this network, this
-# many images and this budget. Read the means against the spread of the
-# seeds: a protocol is only better if its dots sit clearly apart from the
-# other's.
+# many images and this budget, and the two sentences under the table say
+# whether each step down the network beat the seed spread: a protocol is only
+# better if its dots sit clearly apart from the other's.
 #
 # Two forces pull in opposite directions. Every block that trains can adapt
 # ImageNet's features to CIFAR-10's small, blurry images; but every trainable
