@@ -21,7 +21,8 @@ class Result:
     failed_tests: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
     sandbox: list[str] = field(default_factory=list)
-    seed: int | None = None  # the seed the recorded inputs were built from
+    seed: int | None = None  # the one seed of an exercise without a task table
+    seeds: dict[str, int] = field(default_factory=dict)  # task key -> that task's secret seed
 
     @property
     def reason(self) -> str:

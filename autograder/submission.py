@@ -32,6 +32,7 @@ from autograder.prepare import PreparationError, prepare_notebook
 from autograder.results import Result
 from autograder.sandbox_run import EXECUTED, MAX_NOTEBOOK_BYTES, RunOutcome, run_notebook
 from autograder.scoring import Check, Verdict, score_all
+from autograder.tasks import Task, cell_prefixes, draw_seeds, tasks_for
 from course.notebooks import CHECK_KEY, cell_errors, grade_id, readability_problem, review
 
 #: Output types kept from the kernel in the autograded notebook (no HTML, no JavaScript).
@@ -104,17 +105,27 @@ def grade_submission(
     scratch = course.work / student
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(parents=True)
-    seed = secrets.randbelow(2**31 - 1)
-    result.seed = seed
+    # One fresh secret seed per task (contract C1): the kernel learns a task's seed only when
+    # the driver prepends it to that task's test cell. An assignment without a task table (a
+    # course's own exercise) keeps the single seed in the kernel's environment.
+    tasks = task_table(course.assignment)
+    if tasks:
+        seeds: int | dict[str, int] = draw_seeds(tasks)
+        prefixes, legacy_seed = cell_prefixes(tasks, seeds), None
+        result.seeds = dict(seeds)
+    else:
+        seeds = legacy_seed = secrets.randbelow(2**31 - 1)
+        prefixes, result.seed = None, legacy_seed
     try:
         outcome = run_notebook(
             scratch,
             prepared,
             limits=limits,
             box=box,
-            seed=seed,
+            seed=legacy_seed,
             threads=threads,
             course_root=course.root,
+            cell_prefix=prefixes,
         )
         stopped = outcome_reason(outcome, limits, scratch)
         if stopped:
@@ -123,7 +134,7 @@ def grade_submission(
             keep_log(scratch / "runner.log", course.result(student).with_suffix(".log"))
         else:
             graded.verdicts = score_all(
-                assignment.checks, assignment.tests, scratch / "records", seed
+                assignment.checks, assignment.tests, scratch / "records", seeds
             )
             result.failed_tests = {
                 gid: v.message for gid, v in graded.verdicts.items() if not v.passed
@@ -139,6 +150,14 @@ def grade_submission(
         shutil.rmtree(scratch, ignore_errors=True)
     result.seconds = round(time.monotonic() - started, 2)
     return graded
+
+
+def task_table(assignment: str) -> tuple[Task, ...]:
+    """``assignment``'s task table, or () for an exercise that registered none."""
+    try:
+        return tasks_for(assignment)
+    except KeyError:
+        return ()
 
 
 def keep_log(log: Path, target: Path, limit: int = 20_000) -> None:

@@ -12,12 +12,9 @@ points as ``manual_pending``, and "full marks" below means every autograded poin
 from __future__ import annotations
 
 import base64
-import contextlib
 import copy
 import csv
-import inspect
 import io
-from collections.abc import Iterator
 from pathlib import Path
 
 import nbformat
@@ -32,7 +29,7 @@ from autograder.intake import verify_originals
 from autograder.limits import Limits
 from autograder.release import exercise_source, fill_from_source
 from autograder.sandbox_run import isolation
-from autograder.tasks import cell_prefixes, tasks_for
+from autograder.tasks import tasks_for
 
 pytestmark = [
     pytest.mark.slow,
@@ -181,32 +178,6 @@ HIDDEN_FORGER = (
 )
 
 
-@contextlib.contextmanager
-def prefixing_driver() -> Iterator[None]:
-    """Until the notebook driver prepends each test cell's seed line itself (contract C1),
-    put the line into the prepared notebook's test cells here, with the run's seed, as the
-    driver will (the executed notebook shows it; the scoring path is the real one)."""
-    from autograder import submission
-
-    if "cell_prefix" in inspect.signature(submission.run_notebook).parameters:
-        yield
-        return
-    real = submission.run_notebook
-    tasks = tasks_for("transfer_learning")
-
-    def run_notebook(scratch, prepared, *, seed, **kwargs):  # type: ignore[no-untyped-def]
-        prefixes = cell_prefixes(tasks, {task.key: seed for task in tasks})
-        prefixed = copy.deepcopy(prepared)
-        for cell in prefixed.cells:
-            if grade_id(cell) in prefixes:
-                cell.source = prefixes[grade_id(cell)] + "\n" + cell.source
-        return real(scratch, prefixed, seed=seed, **kwargs)
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(submission, "run_notebook", run_notebook)
-        yield
-
-
 def _after_setup(nb: nbformat.NotebookNode, source: str) -> nbformat.NotebookNode:
     out = copy.deepcopy(nb)
     index = next(i for i, c in enumerate(out.cells) if grade_id(c) == "setup") + 1
@@ -262,8 +233,7 @@ def graded(tmp_path_factory: pytest.TempPathFactory) -> tuple[CourseDir, dict[st
     for student, nb in submissions.items():
         nbformat.write(nb, inbox / f"{student}_100_200_transfer_learning.ipynb")
     assert main([*base, "collect", str(inbox)]) == 0
-    with prefixing_driver():
-        assert main([*base, "autograde", "--workers", "2", "--no-progress", *sandbox]) == 0
+    assert main([*base, "autograde", "--workers", "2", "--no-progress", *sandbox]) == 0
     assert main([*base, "feedback"]) == 0
     assert main([*base, "export"]) == 0
     results = {s: Result.load(course, s) for s in submissions}
