@@ -7,22 +7,17 @@ directory that also holds the first exercise's layout untouched.
 
 from __future__ import annotations
 
-import contextlib
-import copy
 import csv
-import inspect
-from collections.abc import Iterator
 
 import nbformat
 import pytest
-from notebook_edits import grade_id, with_source
+from notebook_edits import with_source
 
 from autograder.__main__ import main
 from autograder.coursedir import CourseDir
 from autograder.grade import Result
 from autograder.limits import Limits
 from autograder.sandbox_run import isolation
-from autograder.tasks import cell_prefixes, tasks_for
 
 pytestmark = pytest.mark.slow
 
@@ -57,31 +52,6 @@ def predict(model, image_path, preprocessing, class_names, resize=256, crop=224)
 '''
 
 
-@contextlib.contextmanager
-def prefixing_driver() -> Iterator[None]:
-    """Until the notebook driver prepends each test cell's seed line itself (contract C1),
-    put the line into the prepared notebook's test cells here, with the run's seed."""
-    from autograder import submission
-
-    if "cell_prefix" in inspect.signature(submission.run_notebook).parameters:
-        yield
-        return
-    real = submission.run_notebook
-    tasks = tasks_for(ASSIGNMENT)
-
-    def run_notebook(scratch, prepared, *, seed, **kwargs):  # type: ignore[no-untyped-def]
-        prefixes = cell_prefixes(tasks, {task.key: seed for task in tasks})
-        prefixed = copy.deepcopy(prepared)
-        for cell in prefixed.cells:
-            if grade_id(cell) in prefixes:
-                cell.source = prefixes[grade_id(cell)] + "\n" + cell.source
-        return real(scratch, prefixed, seed=seed, **kwargs)
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(submission, "run_notebook", run_notebook)
-        yield
-
-
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory: pytest.TempPathFactory) -> tuple[CourseDir, dict[str, Result]]:
     root = tmp_path_factory.mktemp("e2e2")
@@ -102,8 +72,7 @@ def graded(tmp_path_factory: pytest.TempPathFactory) -> tuple[CourseDir, dict[st
         (inbox / student).mkdir(parents=True)
         nbformat.write(nb, inbox / student / f"{ASSIGNMENT}.ipynb")
     assert main([*base, "collect", str(inbox)]) == 0
-    with prefixing_driver():
-        assert main([*base, "autograde", "--workers", "2", "--no-progress", *sandbox]) == 0
+    assert main([*base, "autograde", "--workers", "2", "--no-progress", *sandbox]) == 0
     assert main([*base, "feedback"]) == 0
     assert main([*base, "export"]) == 0
     students = ["reference", *submissions]
