@@ -52,3 +52,17 @@ class TinyVGG(nn.Module):
         """Same order as torchvision's VGG: features, avgpool, flatten, classifier."""
         x = self.avgpool(self.features(x))
         return self.classifier(torch.flatten(x, 1))
+
+
+def tiny_vgg(trainable: str, *, seed: int = 0, dropout: float = 0.5) -> TinyVGG:
+    """TinyVGG with a protocol's trainable part set, as ``solutions.run_setup.prepare_model``
+    sets VGG16's: ``"head"`` (and ``"lecture-bug"``), ``"fc"`` or ``"all"``."""
+    torch.manual_seed(seed)
+    model = TinyVGG(dropout=dropout)
+    if trainable != "all":
+        model.requires_grad_(False)
+        model.classifier[6].requires_grad_(True)
+        if trainable == "fc":
+            model.classifier[0].requires_grad_(True)
+            model.classifier[3].requires_grad_(True)
+    return model
