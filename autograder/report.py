@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import html
+import tempfile
 import textwrap
 import unicodedata
 from pathlib import Path
@@ -216,41 +217,50 @@ def feedback(course: CourseDir, *, seconds: float | None = None) -> list[Path]:
     Args:
         seconds: time limit per page (default :data:`autograder.feedback_page.PAGE_SECONDS`).
     """
-    from autograder import feedback_page
-
     results = load_results(course)
     pending: dict[str, list[str]] = {}
     if course.gradebook.is_file():
         refresh_scores(course, results)
         pending = pending_cells(course, [r.student for r in results])
     paths = instructor_paths(course.root)
-    scratch = course.work / "feedback"
-    out = []
-    for r in results:
-        path = course.feedback(r.student)
-        built = None
-        notebook = course.autograded(r.student)
-        if notebook.is_file():
-            job = feedback_page.PageJob(
-                notebook=str(notebook),
-                out=feedback_page.scratch_file(scratch, r.student),
-                db_url=course.db_url,
-                assignment=course.assignment,
-                notebook_name=course.notebook,
-                student=r.student,
-                paths=paths,
-                pending=pending.get(r.student, []),
-            )
-            try:
-                built = feedback_page.build(job, seconds or feedback_page.PAGE_SECONDS)
-            finally:
-                Path(job.out).unlink(missing_ok=True)
-        if path.exists():
-            path.chmod(0o644)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(_page(r, course, paths, built), encoding="utf-8")
-        out.append(path)
-    return out
+    with tempfile.TemporaryDirectory(prefix="feedback-pages-") as scratch:
+        return [_write_page(course, r, paths, pending, Path(scratch), seconds) for r in results]
+
+
+def _write_page(
+    course: CourseDir,
+    r: Result,
+    paths: dict[str, str],
+    pending: dict[str, list[str]],
+    scratch: Path,
+    seconds: float | None = None,
+) -> Path:
+    """Build and write one student's page (see :func:`feedback`); return its path."""
+    from autograder import feedback_page
+
+    path = course.feedback(r.student)
+    built = None
+    notebook = course.autograded(r.student)
+    if notebook.is_file():
+        job = feedback_page.PageJob(
+            notebook=str(notebook),
+            out=feedback_page.scratch_file(scratch, r.student),
+            db_url=course.db_url,
+            assignment=course.assignment,
+            notebook_name=course.notebook,
+            student=r.student,
+            paths=paths,
+            pending=pending.get(r.student, []),
+        )
+        try:
+            built = feedback_page.build(job, seconds or feedback_page.PAGE_SECONDS)
+        finally:
+            Path(job.out).unlink(missing_ok=True)
+    if path.exists():
+        path.chmod(0o644)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(_page(r, course, paths, built), encoding="utf-8")
+    return path
 
 
 def pending_cells(course: CourseDir, students: list[str]) -> dict[str, list[str]]:

@@ -137,6 +137,10 @@ def test_a_page_that_cannot_be_built_says_so_and_harms_no_other(pages: dict[str,
     assert "Tiny exercise" in pages["ada"]  # the good page has the notebook
 
 
+def test_feedback_leaves_nothing_in_the_course_work_folder(course: CourseDir, pages) -> None:
+    assert not course.work.exists() or not any(course.work.iterdir())
+
+
 def test_a_page_over_its_time_limit_is_stopped(course: CourseDir) -> None:
     paths = feedback(course, seconds=0.001)
     page = Path(next(p for p in paths if "ada" in p.parts)).read_text(encoding="utf-8")
