@@ -10,7 +10,7 @@ import torch
 from autograder.checks.common import entry, fmt, isolated, raise_if_error, title
 from autograder.feedback import fail
 from course.data import LECTURE_TYPO_STD, NORMALIZATIONS
-from course.grading_record import STATS_BATCHES, stats_fixture, transform_cases, transform_fixture
+from course.grading_inputs import STATS_BATCHES, stats_fixture, transform_cases, transform_fixture
 from solutions import transfer as reference
 
 # --------------------------------------------------------------------------- task 4

@@ -23,7 +23,7 @@ from autograder.checks.common import (
     trainable_names,
 )
 from autograder.feedback import fail, summarize
-from course.grading_record import (
+from course.grading_inputs import (
     FREEZE_ORDERS,
     HEAD_CASES,
     HEAD_FROZEN,

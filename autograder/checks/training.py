@@ -13,7 +13,7 @@ from torch import nn
 
 from autograder.checks.common import entry, isolated, raise_if_error, title
 from autograder.feedback import fail, summarize
-from course.grading_record import (
+from course.grading_inputs import (
     TRAIN_EPOCHS,
     optimizer_args,
     optimizer_fixture,
