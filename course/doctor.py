@@ -172,13 +172,12 @@ def expected_time(lesson: str | None, quick: bool = True) -> str:
     if record is None:
         return "not measured (no executed lesson notebook found)"
     seconds, machine = record
-    return (
-        f"about {_minutes(seconds)} on a 2-core laptop CPU (measured: {seconds:.0f} s, {machine})"
-    )
+    return f"{_minutes(seconds)} on a 2-core laptop CPU (measured: {seconds:.0f} s, {machine})"
 
 
 def _minutes(seconds: float) -> str:
-    return "under 1 min" if seconds < 60 else f"{math.ceil(seconds / 60)} min"
+    """ "under 1 min" or "about N min" (N rounded up)."""
+    return "under 1 min" if seconds < 60 else f"about {math.ceil(seconds / 60)} min"
 
 
 def _device(quick: bool) -> str:
