@@ -14,7 +14,7 @@ from data_fakes import (
     make_torchvision_root,
 )
 
-from course.errors import DataError
+from course.errors import CourseError, DataError
 from course.sources import member
 from course.sources.member import STAND_IN, stand_in_image
 
@@ -95,3 +95,15 @@ def test_no_jpeg_source_says_to_use_your_own_photo(
     assert f"put any JPEG at {target}" in message
     assert not target.exists() and not target.parent.exists()
 
+
+def test_the_kit_builder_writes_the_image_from_the_training_zip(tmp_path: Path) -> None:
+    from autograder.student_package import lesson_assets
+
+    train = make_image_zip(tmp_path / TRAIN_ZIP, splits=("train",))
+    files = lesson_assets(train)
+    with zipfile.ZipFile(train) as archive:
+        assert files["lessons/assets/my_image.jpg"] == archive.read(STAND_IN)
+    assert "lessons/assets/README.md" in files
+    no_horse = make_image_zip(tmp_path / "cats.zip", splits=("train",), classes=("cat",))
+    with pytest.raises(CourseError, match="train/horse/0000.jpg"):
+        lesson_assets(no_horse)
