@@ -36,6 +36,7 @@ import course
 from course import paths
 from course.errors import CourseError
 from course.sources import CLASSES, TEST_ZIP, TRAIN_ZIP
+from course.sources.member import STAND_IN
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDENT_PROJECT = ROOT / "packaging" / "student"
@@ -223,6 +224,36 @@ def cifar10_subset(zips: tuple[Path, Path]) -> dict[str, bytes]:
                 for index in sorted(rng.permutation(len(members))[:count]):
                     chosen[members[index]] = archive.read(members[index])
     return chosen
+
+
+#: The lessons' assets folder; lesson 7 reads ``assets/my_image.jpg`` (never committed).
+LESSON_ASSETS = ROOT / "course" / "lessons" / "assets"
+#: The image lesson 7 predicts, relative to the kit's ``lessons/`` folder.
+MY_IMAGE = "assets/my_image.jpg"
+
+
+def lesson_assets(train_zip: Path) -> dict[str, Path | bytes]:
+    """The kit's ``lessons/assets/``: the committed files (its README) and ``my_image.jpg``.
+
+    ``my_image.jpg`` is CIFAR-10's ``train/horse/0000.jpg``
+    (:data:`course.sources.member.STAND_IN`), copied unchanged from ``train_zip``: no CIFAR-10
+    image is committed, and a copy a lesson run left in the checkout (or a photo of one's own
+    put there) is not shipped.
+    """
+    files: dict[str, Path | bytes] = {
+        f"lessons/assets/{p.name}": p
+        for p in sorted(LESSON_ASSETS.iterdir())
+        if p.is_file() and p.name != Path(MY_IMAGE).name and not p.name.startswith(".")
+    }
+    with zipfile.ZipFile(train_zip) as archive:
+        try:
+            files[f"lessons/{MY_IMAGE}"] = archive.read(STAND_IN)
+        except KeyError:
+            raise CourseError(
+                f"{train_zip} has no {STAND_IN}, the image lesson 7 predicts",
+                "use the full CIFAR-10 JPEG zips of ../shared/data",
+            ) from None
+    return files
 
 
 def data_readme(zips: tuple[Path, Path], subset: dict[str, bytes], sums_sha256: str) -> str:
@@ -421,13 +452,7 @@ def build_student_kit(out_dir: str | Path, assignments: list[str] | None = None)
             .replace("{{ sha256 }}", sha256_file(pretrained / PRETRAINED_FILES[0]))
         )
         lesson_files: dict[str, Path | bytes | str] = {f"lessons/{p.name}": p for p in lessons}
-        # Lesson 7 reads lessons/assets/my_image.jpg (provenance in its README.md).
-        assets = ROOT / "course" / "lessons" / "assets"
-        lesson_files.update(
-            {f"lessons/assets/{p.name}": p for p in sorted(assets.iterdir()) if p.is_file()}
-            if assets.is_dir()
-            else {}
-        )
+        lesson_files.update(lesson_assets(zips[0]))
         parts = {
             wheel.name: (
                 "the `course` package the lessons and the exercise import",

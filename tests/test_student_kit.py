@@ -21,8 +21,10 @@ from autograder.student_package import (
     KIT_PER_CLASS,
     PRETRAINED_FILES,
     STUDENT_PROJECT,
+    cifar10_zips,
     course_package_files,
 )
+from course.sources.member import STAND_IN
 
 ROOT = Path(__file__).resolve().parent.parent
 LESSONS = sorted((ROOT / "course" / "lessons").glob("[0-9][0-9]_*.ipynb"))
@@ -63,6 +65,12 @@ def test_kit_holds_lessons_exercise_network_data_and_readme(kit: Path) -> None:
     for lesson in LESSONS:
         shipped = kit / "lessons" / lesson.name
         assert shipped.read_bytes() == lesson.read_bytes(), f"{lesson.name} differs from the repo"
+    # Lesson 7's image: CIFAR-10's train/horse/0000.jpg, written from the training zip
+    # (the repository never holds it), with the README that says so.
+    with zipfile.ZipFile(cifar10_zips()[0]) as archive:
+        horse = archive.read(STAND_IN)
+    assert (kit / "lessons" / "assets" / "my_image.jpg").read_bytes() == horse
+    assert "never committed" in (kit / "lessons" / "assets" / "README.md").read_text()
     for name in PRETRAINED_FILES:
         assert (kit / "pretrained" / name).stat().st_size > 0, name
     assert "Apache License" in (kit / "pretrained" / "LICENSE").read_text()

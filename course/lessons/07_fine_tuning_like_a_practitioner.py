@@ -68,6 +68,7 @@ from course.paths import cache_dir, env_flag
 from course.plots import plot_comparison, plot_image_rows
 from course.quick import banner, data_label, machine_label, quick_mode, run_label
 from course.reporting import compare, summarize
+from course.sources.member import stand_in_image
 from course.training import evaluate
 
 QUICK = quick_mode(QUICK)
@@ -479,14 +480,16 @@ print(f"the whole network predicts what its tail predicted from the cache for "
 #
 # `assets/my_image.jpg` stands in for a photo of your own: it is a CIFAR-10
 # training image (a horse; `assets/README.md` says which), because no real photo
-# can be shipped here. It is not in the test set, and the cell checks that it is
+# can be shipped here. The kit ships it; elsewhere `stand_in_image` copies it
+# from the CIFAR-10 training data the first time this cell runs, and leaves a
+# file already there alone. It is not in the test set, and the cell checks that it is
 # not among the images this lesson trained or validated on either. The model's
 # own preprocessing (`predict_image` reads it from the model) resizes it to 64 px
 # and normalizes it as in training; a photo that is not square would be resized
 # and cropped in the centre. Replace the file (or `MY_IMAGE`) with your own.
 
 # %%
-MY_IMAGE = Path("assets") / "my_image.jpg"
+MY_IMAGE = stand_in_image(Path("assets") / "my_image.jpg")
 mine = read_image(MY_IMAGE)
 seen = torch.cat([splits.train.images, splits.valid.images]).float()
 closest = (seen - mine.float()).abs().mean(dim=(1, 2, 3)).min().item()
