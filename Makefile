@@ -38,9 +38,10 @@ site: $(STAMP)
 site-instructor: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict -f mkdocs-instructor.yml
 
-# The zip an instructor hands to students (dist/transfer-course-student-kit.zip).
+# The zip an instructor hands to students (dist/transfer-course-student-kit.zip), with both
+# exercises; `python -m autograder --assignment NAME student-kit dist` picks one.
 kit: $(STAMP)
-	$(BIN)/python -m autograder student-kit dist
+	$(BIN)/python -m autograder --assignment all student-kit dist
 
 serve: $(STAMP)
 	$(BIN)/mkdocs serve
