@@ -6,7 +6,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from autograder.checks.common import entry, raise_if_error
-from autograder.checks.staged.shared import TASKS, _close, _head, _held, _names, _rates
+from autograder.checks.staged.shared import (
+    TASKS,
+    head_indices,
+    held_indices,
+    is_close,
+    names_of,
+    rate_of,
+)
 from autograder.feedback import fail
 from course.grading_staged import groups_fixture
 
@@ -28,9 +35,9 @@ def check_groups(record: Mapping[str, Any], seed: int) -> None:
                 ", which torch.optim.SGD accepts as it is.",
             )
         groups = list(entry(found, "groups"))
-        head = _head(model)
+        head = head_indices(model)
         trainable = {i for i, p in enumerate(model.parameters()) if p.requires_grad}
-        held_list = _held(groups)
+        held_list = held_indices(groups)
         held = set(held_list)
         if -1 in held:
             fail(
@@ -46,7 +53,7 @@ def check_groups(record: Mapping[str, Any], seed: int) -> None:
                 task,
                 "a parameter is in more than one group (torch.optim refuses that).",
                 expected=f"{call}: each trainable parameter in exactly one group",
-                found=f"in two groups: {_names(model, twice)}",
+                found=f"in two groups: {names_of(model, twice)}",
                 hint="Leave the head's parameters out of the body group: compare them by "
                 "identity, e.g. `head_ids = {id(p) for p in head_of(model).parameters()}`.",
             )
@@ -56,7 +63,7 @@ def check_groups(record: Mapping[str, Any], seed: int) -> None:
                 task,
                 "the groups include frozen parameters.",
                 expected=f"{call}: only the {len(trainable)} parameters with requires_grad",
-                found=f"{len(held)} parameters, frozen ones included: {_names(model, frozen)}",
+                found=f"{len(held)} parameters, frozen ones included: {names_of(model, frozen)}",
                 hint="Keep only parameters that train: `[p for p in model.parameters() if "
                 "p.requires_grad]`. A frozen parameter in an optimizer is wasted work, and "
                 "weight decay or momentum would still change it.",
@@ -67,7 +74,7 @@ def check_groups(record: Mapping[str, Any], seed: int) -> None:
                 task,
                 "some trainable parameters are in no group.",
                 expected=f"{call}: all {len(trainable)} trainable parameters",
-                found=f"left out: {_names(model, missing)}",
+                found=f"left out: {names_of(model, missing)}",
                 hint="The body group holds every trainable parameter that is not the head's.",
             )
         if any("lr" not in g for g in groups):
@@ -78,11 +85,11 @@ def check_groups(record: Mapping[str, Any], seed: int) -> None:
                 found=f"groups with the keys {[sorted(g) for g in groups]}",
                 hint="Give each dict its rate: {'params': ..., 'lr': ...}.",
             )
-        rate = _rates(groups)
+        rate = rate_of(groups)
         head_rates = {rate[i] for i in head & trainable}
         body_rates = {rate[i] for i in trainable - head}
-        if all(_close(r, head_lr) for r in head_rates) and all(
-            _close(r, body_lr) for r in body_rates
+        if all(is_close(r, head_lr) for r in head_rates) and all(
+            is_close(r, body_lr) for r in body_rates
         ):
             continue
         found_text = f"head at {sorted(head_rates)}, body at {sorted(body_rates)}"
@@ -96,8 +103,8 @@ def check_groups(record: Mapping[str, Any], seed: int) -> None:
                 hint="Discriminative rates: the pretrained body learns more slowly than the "
                 "new head. Use `head_lr` for the head's group and `body_lr` for the body's.",
             )
-        if all(_close(r, body_lr) for r in head_rates) and all(
-            _close(r, head_lr) for r in body_rates
+        if all(is_close(r, body_lr) for r in head_rates) and all(
+            is_close(r, head_lr) for r in body_rates
         ):
             fail(
                 task,

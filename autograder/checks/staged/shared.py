@@ -30,23 +30,28 @@ PROBABILITY_TOLERANCE = 0.005
 SGD = f"{torch.optim.SGD.__module__}.{torch.optim.SGD.__qualname__}"
 
 
-def _close(a: float | None, b: float) -> bool:
+def is_close(a: float | None, b: float) -> bool:
+    """True when ``a`` is a number equal to ``b`` up to float rounding."""
     return isinstance(a, (int, float)) and math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-12)
 
 
-def _held(groups: Sequence[Mapping[str, Any]]) -> list[int]:
+def held_indices(groups: Sequence[Mapping[str, Any]]) -> list[int]:
+    """Every parameter position the recorded groups hold, in order (repeats kept)."""
     return [int(i) for g in groups for i in g.get("params", [])]
 
 
-def _rates(groups: Sequence[Mapping[str, Any]]) -> dict[int, Any]:
+def rate_of(groups: Sequence[Mapping[str, Any]]) -> dict[int, Any]:
+    """Parameter position -> the learning rate of the recorded group holding it."""
     return {int(i): g.get("lr") for g in groups for i in g.get("params", [])}
 
 
-def _names(model: torch.nn.Module, indices: Any) -> str:
+def names_of(model: torch.nn.Module, indices: Any) -> str:
+    """The parameters at ``indices``, by name, shortened for feedback."""
     names = [n for n, _ in model.named_parameters()]
     return summarize(names[i] for i in sorted(indices) if 0 <= i < len(names))
 
 
-def _head(model: torch.nn.Module) -> set[int]:
+def head_indices(model: torch.nn.Module) -> set[int]:
+    """Positions of the head's parameters (the reference's ``head_of``)."""
     index = {id(p): i for i, p in enumerate(model.parameters())}
     return {index[id(p)] for p in reference.head_of(model).parameters()}

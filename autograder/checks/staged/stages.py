@@ -15,11 +15,11 @@ from autograder.checks.staged.shared import (
     SGD,
     STATE_TOLERANCE,
     TASKS,
-    _close,
-    _head,
-    _held,
-    _names,
-    _rates,
+    head_indices,
+    held_indices,
+    is_close,
+    names_of,
+    rate_of,
 )
 from autograder.feedback import fail
 from course.grading_staged import (
@@ -81,7 +81,7 @@ def check_stages(record: Mapping[str, Any], seed: int) -> None:
             hint="Call train_epoch(model, optimizer) in two loops: `range(head_epochs)`, "
             "then `range(body_epochs)`.",
         )
-    head = _head(model)
+    head = head_indices(model)
     everything = set(range(len(list(model.parameters()))))
     for number, note in enumerate(calls, start=1):
         stage = 1 if number <= n_head else 2
@@ -98,15 +98,15 @@ def check_stages(record: Mapping[str, Any], seed: int) -> None:
             )
         trainable = set(note.get("trainable", []))
         groups = list(note["groups"])
-        held = set(_held(groups))
-        rate = _rates(groups)
+        held = set(held_indices(groups))
+        rate = rate_of(groups)
         if stage == 1:
             if trainable != head:
                 fail(
                     task,
                     "stage 1 must train the head alone: the body was not frozen.",
-                    expected=f"{where}: only the head trainable ({_names(model, head)})",
-                    found=f"trainable: {_names(model, trainable)}",
+                    expected=f"{where}: only the head trainable ({names_of(model, head)})",
+                    found=f"trainable: {names_of(model, trainable)}",
                     hint="Freeze everything, then unfreeze the head: "
                     "`model.requires_grad_(False)`, `head_of(model).requires_grad_(True)`.",
                 )
@@ -114,11 +114,11 @@ def check_stages(record: Mapping[str, Any], seed: int) -> None:
                 fail(
                     task,
                     "the stage 1 optimizer must hold the head's parameters only.",
-                    expected=f"{where}: {_names(model, head)}",
-                    found=_names(model, held),
+                    expected=f"{where}: {names_of(model, head)}",
+                    found=names_of(model, held),
                     hint="Build it from `head_of(model).parameters()`.",
                 )
-            if not all(_close(rate[i], args["head_lr"]) for i in held):
+            if not all(is_close(rate[i], args["head_lr"]) for i in held):
                 fail(
                     task,
                     "stage 1 trains the head at the wrong rate.",
@@ -132,7 +132,7 @@ def check_stages(record: Mapping[str, Any], seed: int) -> None:
                     task,
                     "stage 2 never unfroze the body: only the head trained all along.",
                     expected=f"{where}: every parameter trainable",
-                    found=f"trainable: {_names(model, trainable)}",
+                    found=f"trainable: {names_of(model, trainable)}",
                     hint="Before stage 2, unfreeze the whole model: `model.requires_grad_(True)`.",
                 )
             if trainable != everything:
@@ -140,7 +140,7 @@ def check_stages(record: Mapping[str, Any], seed: int) -> None:
                     task,
                     "stage 2 must train every parameter.",
                     expected=f"{where}: all {len(everything)} parameters trainable",
-                    found=f"frozen: {_names(model, everything - trainable)}",
+                    found=f"frozen: {names_of(model, everything - trainable)}",
                     hint="Unfreeze with `model.requires_grad_(True)` (the method, with the "
                     "underscore).",
                 )
@@ -150,7 +150,7 @@ def check_stages(record: Mapping[str, Any], seed: int) -> None:
                     "stage 2's optimizer still holds only the head: the body is unfrozen but "
                     "nothing updates it.",
                     expected=f"{where}: an optimizer over all {len(everything)} parameters",
-                    found=f"only {_names(model, held)}",
+                    found=f"only {names_of(model, held)}",
                     hint="After unfreezing, build a NEW optimizer: the stage 1 optimizer (or "
                     "one built before unfreezing) knows only the head's parameters. "
                     "`torch.optim.SGD(param_groups(model, head_lr, body_lr), momentum=momentum)`.",
@@ -160,13 +160,13 @@ def check_stages(record: Mapping[str, Any], seed: int) -> None:
                     task,
                     "stage 2's optimizer does not hold every parameter.",
                     expected=f"{where}: all {len(everything)} parameters",
-                    found=f"left out: {_names(model, everything - held)}",
+                    found=f"left out: {names_of(model, everything - held)}",
                     hint="Use `param_groups(model, head_lr, body_lr)` after unfreezing (and "
                     "make task 1 pass first).",
                 )
             body_rates = {rate[i] for i in everything - head}
             head_rates = {rate[i] for i in head}
-            if any(_close(r, args["head_lr"]) for r in body_rates):
+            if any(is_close(r, args["head_lr"]) for r in body_rates):
                 fail(
                     task,
                     "the body was unfrozen without lowering its learning rate.",
@@ -176,8 +176,8 @@ def check_stages(record: Mapping[str, Any], seed: int) -> None:
                     hint="A pretrained body trained at the head's rate forgets what it knew. "
                     "Give it `body_lr` with `param_groups(model, head_lr, body_lr)`.",
                 )
-            if not all(_close(r, args["body_lr"]) for r in body_rates) or not all(
-                _close(r, args["head_lr"]) for r in head_rates
+            if not all(is_close(r, args["body_lr"]) for r in body_rates) or not all(
+                is_close(r, args["head_lr"]) for r in head_rates
             ):
                 fail(
                     task,
@@ -264,7 +264,7 @@ def check_best(record: Mapping[str, Any], seed: int) -> None:
             hint="Return the epoch (counted from 1) and the score of the best epoch.",
         )
     found_epoch, found_score = record.get("best_epoch"), record.get("best_score")
-    if found_epoch != best_epoch or not _close(found_score, best_score):
+    if found_epoch != best_epoch or not is_close(found_score, best_score):
         fail(
             task,
             "the best epoch or its score is not the one returned.",
