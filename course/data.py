@@ -4,7 +4,8 @@
 into a uint8 tensor, keeps the decoded arrays in ``course.paths.cache_dir()`` so the next
 load takes about a second, and splits the 50,000 training images into 45,000 train and
 5,000 validation images (500 of each class, seeded) as the lecture did. ``make_loaders()``
-wraps the splits in ``DataLoader`` objects with the transforms of your choice.
+wraps the splits in ``DataLoader`` objects with the transforms of your choice (it and
+``TransformedImages`` live in :mod:`course.loaders` and are re-exported here).
 
 Without data, ``synthetic_cifar10()`` makes small, clearly labelled stand-in images whose
 classes a network *can* learn, so code can be tried anywhere.
@@ -16,16 +17,15 @@ import dataclasses
 import hashlib
 import math
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
 
 from course import paths
 from course.errors import DataError
+from course.loaders import TransformedImages, make_loaders
 from course.sources import CLASSES, RawCIFAR10, Source, detect, digest, load_decoded, open_source
 
 __all__ = [
@@ -350,68 +350,3 @@ def synthetic_cifar10(per_class: int = _SYNTHETIC_PER_CLASS, *, seed: int = 123)
         f"seed {seed}"
     )
     return CIFAR10Splits(**splits, source=source, synthetic=True, fingerprint=fingerprint)
-
-
-class TransformedImages(Dataset):
-    """A split as a ``Dataset`` of ``(transform(image), label)`` pairs.
-
-    Args:
-        split: the images (uint8 CHW) and labels.
-        transform: applied to each uint8 ``(3, 32, 32)`` tensor; ``None`` returns it as is.
-    """
-
-    def __init__(
-        self, split: ImageSplit, transform: Callable[[torch.Tensor], object] | None = None
-    ) -> None:
-        self.split = split
-        self.transform = transform
-
-    def __len__(self) -> int:
-        return len(self.split)
-
-    def __getitem__(self, index: int) -> tuple[object, int]:
-        image = self.split.images[index]
-        if self.transform is not None:
-            image = self.transform(image)
-        return image, int(self.split.labels[index])
-
-
-def make_loaders(
-    splits: CIFAR10Splits,
-    train_transform: Callable[[torch.Tensor], object] | None,
-    eval_transform: Callable[[torch.Tensor], object] | None,
-    *,
-    batch_size: int = 256,
-    num_workers: int = 0,
-    seed: int = 123,
-) -> dict[str, DataLoader]:
-    """Wrap the splits in ``DataLoader`` objects: ``"train"``, ``"valid"`` and ``"test"``.
-
-    The training loader reshuffles every epoch from a generator seeded with ``seed``, so two
-    runs with the same seed see the same batches in the same order. Validation and test
-    loaders keep their order and use ``eval_transform``.
-    """
-    common = {
-        "batch_size": batch_size,
-        "num_workers": num_workers,
-        "pin_memory": torch.cuda.is_available(),
-        "persistent_workers": num_workers > 0,
-    }
-    loaders = {}
-    for offset, (name, split, transform) in enumerate(
-        [
-            ("train", splits.train, train_transform),
-            ("valid", splits.valid, eval_transform),
-            ("test", splits.test, eval_transform),
-        ]
-    ):
-        # Workers seed their own RNGs from the loader's generator: seeding every loader
-        # makes random transforms in worker processes repeatable too.
-        generator = torch.Generator().manual_seed(seed + offset)
-        loaders[name] = DataLoader(
-            TransformedImages(split, transform),
-            shuffle=name == "train",
-            generator=generator,
-            **common,
-        )
-    return loaders
