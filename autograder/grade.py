@@ -31,6 +31,7 @@ from autograder.results import Result
 from autograder.sandbox_run import isolation
 from autograder.scoring import Check
 from autograder.submission import Graded, grade_submission, read_assignment
+from course.errors import CourseError, explain
 
 __all__ = ["Result", "autograde", "cpu_count", "read_scores"]
 
@@ -73,8 +74,9 @@ def autograde(
     students = students if students is not None else course.students()
     if not course.gradebook.is_file():
         raise FileNotFoundError(
-            f"No gradebook at {course.gradebook}\n"
-            "  How to fix it: run `python -m autograder release` first."
+            explain(
+                f"No gradebook at {course.gradebook}", "run `python -m autograder release` first."
+            )
         )
     check_gradebook(course)
     course.work.mkdir(parents=True, exist_ok=True)
@@ -136,7 +138,7 @@ UNSANDBOXED = (
 )
 
 
-class GradebookTampered(RuntimeError):
+class GradebookTampered(CourseError):
     """The gradebook's schema is not nbgrader's: something added a trigger, view or table."""
 
 
@@ -193,9 +195,9 @@ def check_gradebook(course: CourseDir) -> None:
                 )
                 if part
             )
-            + "\n  Grading stopped before writing any more scores. How to fix it: restore the "
-            "gradebook from a backup (or run `release` again in a fresh course folder), grade "
-            "with the sandbox (the default), and look at who ran code unsandboxed."
+            + ". Grading stopped before writing any more scores.",
+            "restore the gradebook from a backup (or run `release` again in a fresh course "
+            "folder), grade with the sandbox (the default), and look at who ran code unsandboxed.",
         )
 
 

@@ -33,6 +33,7 @@ from autograder.results import Result
 from autograder.sandbox_run import EXECUTED, MAX_NOTEBOOK_BYTES, RunOutcome, run_notebook
 from autograder.scoring import Check, Verdict, score_all
 from autograder.tasks import Task, cell_prefixes, draw_seeds, tasks_for
+from course.errors import CourseError
 from course.notebooks import CHECK_KEY, cell_errors, grade_id, readability_problem, review
 
 #: Output types kept from the kernel in the autograded notebook (no HTML, no JavaScript).
@@ -383,8 +384,8 @@ def read_assignment(course: CourseDir, checks: Mapping[str, Check], db_url: str)
     manual = {gid: p for gid, p in cells.items() if gid in solutions}
     unknown = sorted(set(tests) - set(checks))
     if unknown:
-        raise RuntimeError(
-            f"No check is registered for the test cell(s) {', '.join(unknown)}\n"
-            "  How to fix it: add them to the exercise's CHECKS (autograder/exercise)."
+        raise CourseError(
+            f"No check is registered for the test cell(s) {', '.join(unknown)}",
+            "add them to the exercise's CHECKS (autograder/exercise).",
         )
     return Assignment(db_url, released, checks, tests, manual)
