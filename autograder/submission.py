@@ -30,7 +30,13 @@ from autograder.intake import load_intake
 from autograder.limits import Limits, Sandbox
 from autograder.prepare import PreparationError, prepare_notebook
 from autograder.results import Result
-from autograder.sandbox_run import EXECUTED, MAX_NOTEBOOK_BYTES, RunOutcome, run_notebook
+from autograder.sandbox_run import (
+    EXECUTED,
+    MAX_NOTEBOOK_BYTES,
+    RECORDS,
+    RunOutcome,
+    run_notebook,
+)
 from autograder.scoring import Check, Verdict, score_all
 from autograder.tasks import Task, cell_prefixes, draw_seeds, tasks_for
 from course.errors import CourseError
@@ -135,7 +141,7 @@ def grade_submission(
             keep_log(scratch / "runner.log", course.result(student).with_suffix(".log"))
         else:
             graded.verdicts = score_all(
-                assignment.checks, assignment.tests, scratch / "records", seeds
+                assignment.checks, assignment.tests, scratch / RECORDS, seeds
             )
             result.failed_tests = {
                 gid: v.message for gid, v in graded.verdicts.items() if not v.passed
