@@ -32,8 +32,9 @@ from autograder.sandbox_run import isolation
 from autograder.scoring import Check
 from autograder.submission import Graded, grade_submission, read_assignment
 from course.errors import CourseError, explain
+from course.machine import usable_cores
 
-__all__ = ["Result", "autograde", "cpu_count", "read_scores"]
+__all__ = ["Result", "autograde", "read_scores"]
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +89,7 @@ def autograde(
         checks if checks is not None else exercise_checks(course.assignment),
         f"sqlite:///{template}",
     )
-    threads = max(1, cpu_count() // max(1, workers))
+    threads = max(1, usable_cores() // max(1, workers))
     results: list[Result] = []
     try:
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
@@ -213,14 +214,6 @@ def grader_error(course: CourseDir, student: str, notes: list[str]) -> Graded:
         reasons=["the grader failed on this submission; the instructor has the details"],
     )
     return Graded(result)
-
-
-def cpu_count() -> int:
-    """CPUs this process may use."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def record(course: CourseDir, student: str, graded: Graded, manual: Mapping[str, float]) -> None:
