@@ -31,6 +31,8 @@ from torch.utils.data import DataLoader
 from course.errors import CourseError
 
 CHECKPOINT_NAME = "checkpoint.pt"
+#: The SGD learning rate of all of the lecture's runs (TrainConfig's default).
+LECTURE_LR = 0.01
 
 
 @dataclass
@@ -48,7 +50,7 @@ class TrainConfig:
     # The lecture's is 256. None: whatever the train loader yields. A number: train() checks
     # the train loader was built with it, so a config cannot claim a batch size it never used.
     batch_size: int | None = None
-    lr: float | None = 0.01  # SGD learning rate used in all of the lecture's runs
+    lr: float | None = LECTURE_LR  # SGD learning rate used in all of the lecture's runs
     momentum: float | None = 0.9  # the lecture's SGD momentum
     weight_decay: float | None = 0.0  # the lecture uses none
     scheduler_factor: float = 0.1  # ReduceLROnPlateau(factor=0.1) as in the lecture
@@ -322,7 +324,7 @@ def _sgd_from(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     settings = {
         key: value
         for key, value in (
-            ("lr", config.lr if config.lr is not None else 0.01),
+            ("lr", config.lr if config.lr is not None else LECTURE_LR),
             ("momentum", config.momentum),
             ("weight_decay", config.weight_decay),
         )
