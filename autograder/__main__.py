@@ -18,6 +18,7 @@ from autograder import pipeline
 from autograder.coursedir import ASSIGNMENT, ASSIGNMENTS, resolve_assignments
 from autograder.intake import PATTERNS
 from autograder.limits import NETWORK_MODES, SANDBOX_MODES, Limits, make_sandbox
+from course.errors import explain
 
 #: The defaults live in one place, :class:`Limits`; the options show them.
 _DEFAULTS = Limits()
@@ -189,10 +190,12 @@ def _inbox(args: argparse.Namespace, course: pipeline.CourseDir, names: list[str
         if candidate.exists():
             return candidate
     raise FileNotFoundError(
-        f"No inbox for {course.assignment} in {args.inbox}\n"
-        f"  How to fix it: with several assignments, put each one's submissions in "
-        f"{args.inbox}/<assignment>/ (a folder, or <assignment>.zip), or run one assignment "
-        "at a time with --assignment NAME."
+        explain(
+            f"No inbox for {course.assignment} in {args.inbox}",
+            f"with several assignments, put each one's submissions in {args.inbox}/<assignment>/ "
+            "(a folder, or <assignment>.zip), or run one assignment at a time with "
+            "--assignment NAME.",
+        )
     )
 
 

@@ -31,8 +31,10 @@ from autograder.results import Result
 from autograder.sandbox_run import isolation
 from autograder.scoring import Check
 from autograder.submission import Graded, grade_submission, read_assignment
+from course.errors import CourseError, explain
+from course.machine import usable_cores
 
-__all__ = ["Result", "autograde", "cpu_count", "read_scores"]
+__all__ = ["Result", "autograde", "read_scores"]
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +75,9 @@ def autograde(
     students = students if students is not None else course.students()
     if not course.gradebook.is_file():
         raise FileNotFoundError(
-            f"No gradebook at {course.gradebook}\n"
-            "  How to fix it: run `python -m autograder release` first."
+            explain(
+                f"No gradebook at {course.gradebook}", "run `python -m autograder release` first."
+            )
         )
     check_gradebook(course)
     course.work.mkdir(parents=True, exist_ok=True)
@@ -86,7 +89,7 @@ def autograde(
         checks if checks is not None else exercise_checks(course.assignment),
         f"sqlite:///{template}",
     )
-    threads = max(1, cpu_count() // max(1, workers))
+    threads = max(1, usable_cores() // max(1, workers))
     results: list[Result] = []
     try:
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
@@ -136,7 +139,7 @@ UNSANDBOXED = (
 )
 
 
-class GradebookTampered(RuntimeError):
+class GradebookTampered(CourseError):
     """The gradebook's schema is not nbgrader's: something added a trigger, view or table."""
 
 
@@ -193,9 +196,9 @@ def check_gradebook(course: CourseDir) -> None:
                 )
                 if part
             )
-            + "\n  Grading stopped before writing any more scores. How to fix it: restore the "
-            "gradebook from a backup (or run `release` again in a fresh course folder), grade "
-            "with the sandbox (the default), and look at who ran code unsandboxed."
+            + ". Grading stopped before writing any more scores.",
+            "restore the gradebook from a backup (or run `release` again in a fresh course "
+            "folder), grade with the sandbox (the default), and look at who ran code unsandboxed.",
         )
 
 
@@ -211,14 +214,6 @@ def grader_error(course: CourseDir, student: str, notes: list[str]) -> Graded:
         reasons=["the grader failed on this submission; the instructor has the details"],
     )
     return Graded(result)
-
-
-def cpu_count() -> int:
-    """CPUs this process may use."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def record(course: CourseDir, student: str, graded: Graded, manual: Mapping[str, float]) -> None:

@@ -46,6 +46,7 @@ from autograder.lms_names import (
     safe_filename,
     safe_id,
 )
+from course.errors import explain
 
 __all__ = [
     "PATTERNS",
@@ -120,8 +121,9 @@ def _entries(inbox: Path) -> list[tuple[str, object]]:
         files = [p for p in files if not any(s in p.as_posix() for s in _SKIP)]
         return sorted(((p.relative_to(inbox).as_posix(), p) for p in files), key=lambda e: e[0])
     raise FileNotFoundError(
-        f"Nothing to collect at {inbox}\n"
-        "  How to fix it: pass a folder of notebooks or an LMS zip export."
+        explain(
+            f"Nothing to collect at {inbox}", "pass a folder of notebooks or an LMS zip export."
+        )
     )
 
 

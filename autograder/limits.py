@@ -31,6 +31,7 @@ from pathlib import Path
 
 from autograder import cgroups
 from autograder import sandbox as fs_sandbox
+from course.errors import CourseError
 
 #: ``required`` (the default): grade only in the bubblewrap sandbox, refuse with the remedy
 #: where it cannot run; ``off``: grade without it, every result then says NOT sandboxed.
@@ -293,11 +294,11 @@ def make_sandbox(limits: Limits) -> Sandbox:
             enforced.append("no network (private network namespace)")
         return box
     if limits.sandbox == "required":
-        raise RuntimeError(
-            f"Cannot grade in a sandbox: {why}\n"
-            "  How to fix it: do that; or, only if you accept that student code can then read "
-            "the solutions and write the course folder, pass --sandbox off (every result then "
-            "says NOT sandboxed)."
+        raise CourseError(
+            f"Cannot grade in a sandbox: {why}",
+            "do that; or, only if you accept that student code can then read the solutions "
+            "and write the course folder, pass --sandbox off (every result then says NOT "
+            "sandboxed).",
         )
     notes.insert(
         0, "NOT sandboxed (--sandbox off): student code can read and write what the grader can"
@@ -311,11 +312,10 @@ def make_sandbox(limits: Limits) -> Sandbox:
         enforced.append("no network (private network namespace, unshare -rn)")
         enforced.append("kernel killed with the worker (private PID namespace)")
     elif limits.network == "off":
-        raise RuntimeError(
-            "Cannot cut the network: `unshare --user --net` is not permitted on this machine.\n"
-            "  How to fix it: enable unprivileged user namespaces "
-            "(sysctl kernel.unprivileged_userns_clone=1), or pass --network auto to grade "
-            "with the network available."
+        raise CourseError(
+            "Cannot cut the network: `unshare --user --net` is not permitted on this machine.",
+            "enable unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1), "
+            "or pass --network auto to grade with the network available.",
         )
     else:
         notes.append(

@@ -40,6 +40,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from course.errors import explain
+
 PATTERNS: dict[str, str] = {
     "canvas": (
         # Letters of any alphabet, digits, "." and "-": Canvas puts no "_" in the name part.
@@ -197,9 +199,11 @@ def read_roster(path: Path) -> list[str]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(
-            f"No roster at {path}\n"
-            "  How to fix it: pass a text file with one student id a line (or a CSV whose first "
-            "column is the id)."
+            explain(
+                f"No roster at {path}",
+                "pass a text file with one student id a line (or a CSV whose first column is "
+                "the id).",
+            )
         )
     ids = []
     with open(path, newline="", encoding="utf-8-sig") as handle:

@@ -17,6 +17,7 @@ from autograder.intake import Intake, collect, load_unmatched, verify_originals
 from autograder.limits import Limits
 from autograder.release import fill_from_source, release, setup
 from autograder.report import export_csv, feedback, summary_table
+from course.errors import explain
 
 __all__ = [
     "CourseDir",
@@ -69,7 +70,7 @@ def reference_submission(course: CourseDir, out: Path) -> Path:
     for path, step in ((course.source_notebook, "setup"), (course.release_notebook, "release")):
         if not path.is_file():
             raise FileNotFoundError(
-                f"No notebook at {path}\n  How to fix it: run `python -m autograder {step}` first."
+                explain(f"No notebook at {path}", f"run `python -m autograder {step}` first.")
             )
     filled = fill_from_source(
         nbformat.read(course.release_notebook, 4), nbformat.read(course.source_notebook, 4)

@@ -21,6 +21,7 @@ from nbformat.notebooknode import NotebookNode
 from autograder.coursedir import CourseDir, nbgrader_config, write_config_file
 from autograder.exercise import exercise_source
 from autograder.limits import Limits
+from course.errors import CourseError
 from course.notebooks import CHECK_KEY
 
 _REGIONS = {
@@ -38,7 +39,7 @@ _REGIONS = {
 _MIN_SECRET_CHARS = 17
 
 
-class ReleaseError(RuntimeError):
+class ReleaseError(CourseError):
     """The release could not be made, or it would leak; the message says which line."""
 
 
@@ -53,8 +54,8 @@ def setup(course: CourseDir, source: Path | None = None, limits: Limits | None =
     source = Path(source) if source else exercise_source(course.assignment)
     if not source.is_file():
         raise ReleaseError(
-            f"Exercise source not found: {source}\n"
-            "  How to fix it: pass --source PATH to the Jupytext .py (or .ipynb) exercise."
+            f"Exercise source not found: {source}",
+            "pass --source PATH to the Jupytext .py (or .ipynb) exercise.",
         )
     for sub in ("source", "release", "submitted", "autograded", "feedback"):
         (course.root / sub).mkdir(parents=True, exist_ok=True)
@@ -67,9 +68,9 @@ def setup(course: CourseDir, source: Path | None = None, limits: Limits | None =
     stray = [p for p in target.parent.iterdir() if p != target]
     if stray:
         raise ReleaseError(
-            f"{target.parent} holds files besides the notebook: {', '.join(p.name for p in stray)}"
-            "\n  How to fix it: remove them; nbgrader would copy them into the student release "
-            "(a Jupytext .py there leaks the solutions)."
+            f"{target.parent} holds files besides the notebook: {', '.join(p.name for p in stray)}",
+            "remove them; nbgrader would copy them into the student release "
+            "(a Jupytext .py there leaks the solutions).",
         )
     nbformat.write(nb, target)
     return target
@@ -109,8 +110,8 @@ def release(course: CourseDir, limits: Limits | None = None) -> Path:
     limits = limits or Limits()
     if not course.source_notebook.is_file():
         raise ReleaseError(
-            f"No instructor notebook at {course.source_notebook}\n"
-            "  How to fix it: run `python -m autograder setup` first."
+            f"No instructor notebook at {course.source_notebook}",
+            "run `python -m autograder setup` first.",
         )
     config = nbgrader_config(course, limits)
     coursedir = CourseDirectory(config=config)
@@ -120,7 +121,10 @@ def release(course: CourseDir, limits: Limits | None = None) -> Path:
     try:
         converter.start()
     except Exception as exc:  # nbgrader raises NbGraderException and plain errors alike
-        raise ReleaseError(f"nbgrader could not generate the release: {exc}") from exc
+        raise ReleaseError(
+            f"nbgrader could not generate the release: {exc}",
+            "fix what nbgrader names in the exercise source, then run `setup` and `release` again.",
+        ) from exc
     released = course.release_notebook
     nb = nbformat.read(released, 4)
     strip_pairing(nb)
@@ -129,7 +133,11 @@ def release(course: CourseDir, limits: Limits | None = None) -> Path:
     leaks = find_leaks(nbformat.read(course.source_notebook, 4), released.parent)
     if leaks:
         shutil.rmtree(released.parent)
-        raise ReleaseError("The release leaked and was deleted:\n  " + "\n  ".join(leaks[:20]))
+        raise ReleaseError(
+            "The release leaked and was deleted:\n  " + "\n  ".join(leaks[:20]),
+            "keep each listed line inside a solution or hidden-test region of the exercise "
+            "source (or remove the listed file), then run `setup` and `release` again.",
+        )
     return released
 
 

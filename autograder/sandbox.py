@@ -41,6 +41,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from course.errors import explain
+
 #: What to tell an instructor whose machine cannot run the sandbox.
 REMEDY = (
     "install bubblewrap (Debian/Ubuntu: `sudo apt-get install bubblewrap`) and allow "
@@ -83,7 +85,7 @@ def sandbox_available() -> tuple[bool, str]:
     so a positive answer means grading will work, not merely that ``bwrap`` is installed.
     """
     if shutil.which("bwrap") is None:
-        return False, f"bubblewrap (bwrap) is not installed. How to fix it: {REMEDY}."
+        return False, explain("bubblewrap (bwrap) is not installed", f"{REMEDY}.")
     fd = filter_fd()
     probe = wrap_command(
         [sys.executable, "-c", "import os, sys; sys.exit(0 if os.getpid() < 10 else 3)"],
@@ -103,14 +105,14 @@ def sandbox_available() -> tuple[bool, str]:
             pass_fds=() if fd is None else (fd,),
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
-        return False, f"bubblewrap could not start a sandbox ({exc}). How to fix it: {REMEDY}."
+        return False, explain(f"bubblewrap could not start a sandbox ({exc})", f"{REMEDY}.")
     finally:
         if fd is not None:
             os.close(fd)
     if done.returncode != 0:
         said = done.stderr.decode("utf-8", "replace").strip().splitlines()[-1:]
         detail = said[0] if said else f"exit code {done.returncode}"
-        return False, f"bubblewrap could not start a sandbox ({detail}). How to fix it: {REMEDY}."
+        return False, explain(f"bubblewrap could not start a sandbox ({detail})", f"{REMEDY}.")
     return True, ""
 
 

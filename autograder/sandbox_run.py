@@ -32,6 +32,7 @@ from autograder import sandbox as fs_sandbox
 from autograder.coursedir import KERNEL_ENV
 from autograder.limits import Limits, Sandbox, make_sandbox
 from course.paths import cache_dir, shared_data_dir
+from course.record_names import RECORD_DIR_ENV, RECORD_FOLDER, SEED_ENV
 
 RUNNER = Path(__file__).with_name("runner.py")
 #: Largest executed notebook read back (outputs are capped per cell inside already).
@@ -43,7 +44,7 @@ PREPARED, EXECUTED, STATUS, JOB, RECORDS = (
     "executed.ipynb",
     "status.json",
     "job.json",
-    "records",
+    RECORD_FOLDER,
 )
 
 
@@ -130,7 +131,8 @@ def run_notebook(
     standard input, never a file or the environment; the runner, made non-dumpable first (its
     memory and ``/proc`` files are then closed to the kernel), prepends the line to that cell's
     source only when it sends the cell to the kernel. ``seed`` (legacy) puts
-    ``COURSE_RECORD_SEED`` in the kernel's environment; pass None with ``cell_prefix``.
+    :data:`~course.record_names.SEED_ENV` in the kernel's environment; pass None with
+    ``cell_prefix``.
 
     Everything the run starts joins one control group (where the machine has one, see
     :mod:`autograder.cgroups`), killed whole at the end; the scratch folder's size is checked
@@ -150,12 +152,12 @@ def run_notebook(
     (scratch / JOB).write_text(json.dumps(job), encoding="utf-8")
     env = {
         **KERNEL_ENV,
-        "COURSE_RECORD_DIR": str(scratch / RECORDS),
+        RECORD_DIR_ENV: str(scratch / RECORDS),
         "MPLCONFIGDIR": "/tmp",
         "LANG": "C.UTF-8",
     }
     if seed is not None:
-        env["COURSE_RECORD_SEED"] = str(seed)
+        env[SEED_ENV] = str(seed)
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         env[var] = str(threads)
     argv = [sys.executable, "-I", str(scratch / "runner.py"), str(scratch / JOB)]

@@ -30,9 +30,16 @@ from autograder.intake import load_intake
 from autograder.limits import Limits, Sandbox
 from autograder.prepare import PreparationError, prepare_notebook
 from autograder.results import Result
-from autograder.sandbox_run import EXECUTED, MAX_NOTEBOOK_BYTES, RunOutcome, run_notebook
+from autograder.sandbox_run import (
+    EXECUTED,
+    MAX_NOTEBOOK_BYTES,
+    RECORDS,
+    RunOutcome,
+    run_notebook,
+)
 from autograder.scoring import Check, Verdict, score_all
 from autograder.tasks import Task, cell_prefixes, draw_seeds, tasks_for
+from course.errors import CourseError
 from course.notebooks import CHECK_KEY, cell_errors, grade_id, readability_problem, review
 
 #: Output types kept from the kernel in the autograded notebook (no HTML, no JavaScript).
@@ -134,7 +141,7 @@ def grade_submission(
             keep_log(scratch / "runner.log", course.result(student).with_suffix(".log"))
         else:
             graded.verdicts = score_all(
-                assignment.checks, assignment.tests, scratch / "records", seeds
+                assignment.checks, assignment.tests, scratch / RECORDS, seeds
             )
             result.failed_tests = {
                 gid: v.message for gid, v in graded.verdicts.items() if not v.passed
@@ -383,8 +390,8 @@ def read_assignment(course: CourseDir, checks: Mapping[str, Check], db_url: str)
     manual = {gid: p for gid, p in cells.items() if gid in solutions}
     unknown = sorted(set(tests) - set(checks))
     if unknown:
-        raise RuntimeError(
-            f"No check is registered for the test cell(s) {', '.join(unknown)}\n"
-            "  How to fix it: add them to the exercise's CHECKS (autograder/exercise)."
+        raise CourseError(
+            f"No check is registered for the test cell(s) {', '.join(unknown)}",
+            "add them to the exercise's CHECKS (autograder/exercise).",
         )
     return Assignment(db_url, released, checks, tests, manual)

@@ -35,10 +35,11 @@ from pathlib import Path
 import nbformat
 
 from autograder.coursedir import CourseDir
-from autograder.grade import autograde, cpu_count
+from autograder.grade import autograde
 from autograder.intake import collect
 from autograder.limits import Limits, make_sandbox
 from autograder.release import fill_from_source, release, setup
+from course.machine import machine_record, usable_cores
 
 TARGET_SECONDS = 30.0
 TARGET_SPEEDUP = 1.6
@@ -173,8 +174,8 @@ def run_layers(submissions: int, out_dir: Path) -> dict:
         "benchmark": "grading-isolation-layers",
         "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": {
-            "cpus": cpu_count(),
-            "platform": platform.platform(),
+            **machine_record(),
+            "cpus": usable_cores(),
             "python": platform.python_version(),
             "gpu": "none (grading runs on the CPU)",
         },
@@ -222,8 +223,8 @@ def run(submissions: int, workers: list[int], out_dir: Path) -> dict:
         "benchmark": "grading",
         "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": {
-            "cpus": cpu_count(),
-            "platform": platform.platform(),
+            **machine_record(),
+            "cpus": usable_cores(),
             "python": platform.python_version(),
             "gpu": "none (grading runs on the CPU)",
         },

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import tempfile
 import time
 
 import torch
+
+from course.machine import machine_label
 
 
 def main() -> None:
@@ -42,8 +43,8 @@ def main() -> None:
         cached_s = time.perf_counter() - start
 
     print(
-        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-        f"torch threads {args.threads}, load average {os.getloadavg()[0]:.2f} (1 min)"
+        f"machine: {machine_label()}, torch threads {args.threads}, "
+        f"load average {os.getloadavg()[0]:.2f} (1 min)"
     )
     print(f"weights: {model.weights_label}")
     print(f"first load (parse + convert + cache): {convert_s:.2f} s; from cache: {cached_s:.2f} s")

@@ -183,10 +183,11 @@ def _minutes(seconds: float) -> str:
 def _device(quick: bool) -> str:
     if quick:
         return "cpu (quick mode always runs on the CPU)"
-    import torch
+    from course.machine import gpu_name
 
-    if torch.cuda.is_available():
-        return f"cuda: {torch.cuda.get_device_name(0)}"
+    gpu = gpu_name()
+    if gpu:
+        return f"cuda: {gpu}"
     return "cpu (no GPU found: real mode will be slow)"
 
 

@@ -8,6 +8,15 @@ torchvision to know what to do next.
 from __future__ import annotations
 
 
+def explain(problem: str, remedy: str) -> str:
+    """The text of an error a person can fix: the problem, then how to fix it.
+
+    :class:`CourseError` is worded with it; so are errors that must keep another type
+    (a ``FileNotFoundError``) and reasons that are reported rather than raised.
+    """
+    return f"{problem}\n  How to fix it: {remedy}"
+
+
 class CourseError(RuntimeError):
     """A problem with the user's input or set-up, with the way to fix it.
 
@@ -19,7 +28,7 @@ class CourseError(RuntimeError):
     def __init__(self, problem: str, remedy: str) -> None:
         self.problem = problem
         self.remedy = remedy
-        super().__init__(f"{problem}\n  How to fix it: {remedy}")
+        super().__init__(explain(problem, remedy))
 
 
 class DataError(CourseError):

@@ -57,9 +57,8 @@ from course.grading_inputs import (  # noqa: F401 - re-exported: the input build
     transform_fixture,
     vgg_like,
 )
+from course.record_names import RECORD_DIR_ENV
 
-#: Environment variable the autograder sets in the grading kernel: the record folder.
-RECORD_DIR_ENV = "COURSE_RECORD_DIR"
 #: Longest error message or text kept from a call (the rest is cut).
 MAX_TEXT = 2000
 #: Largest state dict saved from a returned model, in values (a real VGG16 has 138 million).

@@ -29,6 +29,15 @@ def cpu_cores() -> int:
     return os.cpu_count() or 1
 
 
+def usable_cores() -> int:
+    """CPUs this process may use (its affinity mask where the system has one; else
+    :func:`cpu_cores`)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return cpu_cores()
+
+
 def cpu_label() -> str:
     """``"<CPU model>, N cores"``: the CPU part of :func:`machine_label`."""
     return f"{cpu_model()}, {cpu_cores()} cores"
@@ -41,16 +50,17 @@ def gpu_name() -> str | None:
     return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
 
 
+def hardware_label() -> str:
+    """The hardware part of :func:`machine_label`: CPU model, cores, and the GPU if any."""
+    gpu = gpu_name()
+    return cpu_label() + (f" | GPU {gpu}" if gpu else "")
+
+
 def machine_label() -> str:
     """One line naming the machine: CPU model, cores, GPU if any, and the torch version."""
     import torch
 
-    parts = [cpu_label()]
-    gpu = gpu_name()
-    if gpu:
-        parts.append(f"GPU {gpu}")
-    parts.append(f"torch {torch.__version__}")
-    return " | ".join(parts)
+    return f"{hardware_label()} | torch {torch.__version__}"
 
 
 def device_label(device: Any) -> str:

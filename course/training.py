@@ -15,22 +15,35 @@ trainable tail on cached features.
 from __future__ import annotations
 
 import json
-import random
 import time
 from collections.abc import Iterable, Mapping
-from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
 
+from course.checkpoints import (  # noqa: F401 - CHECKPOINT_NAME re-exported
+    CHECKPOINT_NAME,
+    load_checkpoint,
+    restore,
+    save_checkpoint,
+    snapshot,
+)
 from course.errors import CourseError
+from course.evaluation import (  # noqa: F401 - re-exported: the lessons import them from here
+    autocast_for,
+    evaluate,
+    frozen_batchnorm,
+    pick_device,
+    predict,
+    seed_everything,
+    train_mode,
+)
 
-CHECKPOINT_NAME = "checkpoint.pt"
+#: The SGD learning rate of all of the lecture's runs (TrainConfig's default).
+LECTURE_LR = 0.01
 
 
 @dataclass
@@ -48,7 +61,7 @@ class TrainConfig:
     # The lecture's is 256. None: whatever the train loader yields. A number: train() checks
     # the train loader was built with it, so a config cannot claim a batch size it never used.
     batch_size: int | None = None
-    lr: float | None = 0.01  # SGD learning rate used in all of the lecture's runs
+    lr: float | None = LECTURE_LR  # SGD learning rate used in all of the lecture's runs
     momentum: float | None = 0.9  # the lecture's SGD momentum
     weight_decay: float | None = 0.0  # the lecture uses none
     scheduler_factor: float = 0.1  # ReduceLROnPlateau(factor=0.1) as in the lecture
@@ -110,124 +123,6 @@ class History:
         return cls(**json.loads(Path(path).read_text()))
 
 
-def pick_device(preference: str = "auto") -> torch.device:
-    """Return ``preference`` as a device; ``"auto"`` picks cuda, then mps, then cpu."""
-    if preference == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        mps = getattr(torch.backends, "mps", None)
-        if mps is not None and mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    device = torch.device(preference)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise CourseError(
-            f"Device {preference!r} was asked for, but PyTorch sees no CUDA GPU here.",
-            'Use device="auto" (or "cpu"), or install a CUDA build of PyTorch on a GPU machine.',
-        )
-    return device
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and PyTorch (all devices) so a run can be repeated."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)  # also seeds every CUDA device
-
-
-def frozen_batchnorm(module: nn.Module) -> bool:
-    """True for a BatchNorm layer that has parameters and none of them trains."""
-    if not isinstance(module, nn.modules.batchnorm._NormBase):
-        return False
-    params = list(module.parameters(recurse=False))
-    return bool(params) and not any(p.requires_grad for p in params)
-
-
-def train_mode(model: nn.Module) -> nn.Module:
-    """Put ``model`` in training mode, except BatchNorm layers whose parameters are all frozen.
-
-    Why: in training mode a BatchNorm normalizes with the statistics of each batch and
-    overwrites its running statistics. A frozen pretrained layer must keep computing what it
-    computed on ImageNet; with batch statistics the features change every batch (for the
-    offline MobileNetV2, whose BatchNorm is folded into the convolutions, they are destroyed:
-    0% agreement with the original), and a feature cache would no longer be exact. So frozen
-    BatchNorm stays in eval mode, as "frozen" means. A BatchNorm that trains (or has no
-    parameters) follows the model. Dropout follows the model too, as in the lecture.
-    """
-    model.train()
-    for module in model.modules():
-        if frozen_batchnorm(module):
-            module.eval()
-    return model
-
-
-class _EvalMode:
-    """Eval mode inside a ``with`` block; afterwards every module gets its own mode back."""
-
-    def __init__(self, model: nn.Module) -> None:
-        self.model = model
-        self.modes = {m: m.training for m in model.modules()}
-
-    def __enter__(self) -> nn.Module:
-        return self.model.eval()
-
-    def __exit__(self, *exc: object) -> None:
-        for module, mode in self.modes.items():
-            module.training = mode
-
-
-def autocast_for(device: torch.device, enabled: bool) -> Any:
-    """The forward pass's precision context: bf16 autocast on CUDA when ``enabled``, else none.
-
-    bf16 keeps float32's exponent range, so no loss scaling is needed, unlike fp16. On the
-    CPU nothing changes.
-    """
-    if enabled and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return nullcontext()
-
-
-@torch.inference_mode()
-def predict(
-    model: nn.Module, loader: Iterable, device: torch.device | str | None = None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Return ``(predicted, true)`` class indices over a loader, on the CPU."""
-    device = _model_device(model) if device is None else torch.device(device)
-    predicted, true = [], []
-    with _EvalMode(model):
-        for inputs, labels in loader:
-            with autocast_for(device, True):
-                logits = model(inputs.to(device, non_blocking=True))
-            # Kept on the device: one transfer at the end, not one wait per batch.
-            predicted.append(logits.argmax(dim=1))
-            true.append(labels)
-    if not predicted:
-        return torch.empty(0, dtype=torch.long), torch.empty(0, dtype=torch.long)
-    return torch.cat(predicted).cpu(), torch.cat(true).cpu()
-
-
-@torch.inference_mode()
-def evaluate(model: nn.Module, loader: Iterable, device: torch.device | str | None = None) -> float:
-    """Return the accuracy in percent of ``model`` over ``loader`` (eval mode, no grad)."""
-    device = _model_device(model) if device is None else torch.device(device)
-    # Hits are counted on the device: one transfer at the end, not one per batch.
-    correct = torch.zeros((), dtype=torch.long, device=device)
-    seen = 0
-    with _EvalMode(model):
-        for inputs, labels in loader:
-            labels = labels.to(device, non_blocking=True)
-            with autocast_for(device, True):
-                logits = model(inputs.to(device, non_blocking=True))
-            correct += (logits.argmax(dim=1) == labels).sum()
-            seen += labels.numel()
-    return 100.0 * correct.item() / seen if seen else float("nan")
-
-
-def _model_device(model: nn.Module) -> torch.device:
-    first = next(model.parameters(), None)
-    return first.device if first is not None else torch.device("cpu")
-
-
 def train(
     model: nn.Module,
     optimizer: torch.optim.Optimizer | None,
@@ -276,23 +171,25 @@ def train(
     )
     history = History()
     if resume_from is not None:
-        history = _load_checkpoint(resume_from, model, optimizer, scheduler, loaders, device)
+        history = History(
+            **load_checkpoint(resume_from, model, optimizer, scheduler, loaders, device)
+        )
 
     loss_fn = nn.CrossEntropyLoss()
-    snapshot = _snapshot(model)
+    saved = snapshot(model)
     try:
         for epoch in range(history.epochs_done, config.epochs):
             _run_epoch(model, optimizer, loaders, config, device, loss_fn, history, epoch)
             scheduler.step(history.valid_acc[-1])
-            snapshot = _snapshot(model)
+            saved = snapshot(model)
             if config.checkpoint_dir is not None:
-                _save_checkpoint(
-                    config.checkpoint_dir, model, optimizer, scheduler, loaders, history
+                save_checkpoint(
+                    config.checkpoint_dir, model, optimizer, scheduler, loaders, history.to_dict()
                 )
     except KeyboardInterrupt:
         # Drop the half-finished epoch: the weights go back to its start, and the
         # history never saw it (an epoch is recorded only once it has finished).
-        _restore(model, snapshot)
+        restore(model, saved)
         history.interrupted = True
         if config.verbose:
             print(f"Interrupted: keeping the {history.epochs_done} finished epoch(s).")
@@ -322,7 +219,7 @@ def _sgd_from(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     settings = {
         key: value
         for key, value in (
-            ("lr", config.lr if config.lr is not None else 0.01),
+            ("lr", config.lr if config.lr is not None else LECTURE_LR),
             ("momentum", config.momentum),
             ("weight_decay", config.weight_decay),
         )
@@ -430,93 +327,3 @@ def _run_epoch(
             f"train {train_acc:.2f}% | valid {history.valid_acc[-1]:.2f}% | "
             f"{history.epoch_seconds[-1]:.1f} s"
         )
-
-
-def _snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
-    # Only what training can change: trainable parameters and buffers (BatchNorm stats).
-    # Frozen parameters never move, so a linear probe's snapshot is tiny.
-    state = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
-    state.update({n: b.detach().clone() for n, b in model.named_buffers()})
-    return state
-
-
-def _restore(model: nn.Module, snapshot: dict[str, torch.Tensor]) -> None:
-    model.load_state_dict(snapshot, strict=False)
-
-
-def _train_generator(loaders: Mapping[str, Iterable]) -> torch.Generator | None:
-    loader = loaders["train"]
-    if isinstance(loader, DataLoader):
-        return loader.generator
-    return getattr(loader, "generator", None)
-
-
-def _save_checkpoint(
-    folder: str | Path,
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scheduler: Any,
-    loaders: Mapping[str, Iterable],
-    history: History,
-) -> Path:
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    generator = _train_generator(loaders)
-    state = {
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
-        "history": history.to_dict(),
-        "rng": {
-            "python": random.getstate(),
-            "numpy": np.random.get_state(),
-            "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-            "loader": generator.get_state() if generator is not None else None,
-        },
-    }
-    # Write then rename, so a crash mid-save never leaves a broken checkpoint behind.
-    tmp = folder / (CHECKPOINT_NAME + ".tmp")
-    torch.save(state, tmp)
-    tmp.replace(folder / CHECKPOINT_NAME)
-    return folder / CHECKPOINT_NAME
-
-
-def _load_checkpoint(
-    path: str | Path,
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scheduler: Any,
-    loaders: Mapping[str, Iterable],
-    device: torch.device,
-) -> History:
-    path = Path(path)
-    if path.is_dir():
-        path = path / CHECKPOINT_NAME
-    if not path.is_file():
-        raise CourseError(
-            f"No checkpoint at {path}.",
-            "Pass the checkpoint_dir of an earlier run (it holds checkpoint.pt), or start afresh.",
-        )
-    try:
-        # Our own files hold RNG states (numpy tuples), which weights_only refuses.
-        state = torch.load(path, map_location=device, weights_only=False)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-    except (RuntimeError, KeyError, EOFError, OSError) as err:
-        raise CourseError(
-            f"The checkpoint {path} could not be loaded ({type(err).__name__}: {err}).",
-            "Resume only with a checkpoint written by course.training for the same model; "
-            "delete it to start afresh.",
-        ) from err
-    rng = state["rng"]
-    random.setstate(rng["python"])
-    np.random.set_state(rng["numpy"])
-    torch.set_rng_state(rng["torch"].cpu())
-    if rng["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([s.cpu() for s in rng["cuda"]])
-    generator = _train_generator(loaders)
-    if generator is not None and rng["loader"] is not None:
-        generator.set_state(rng["loader"].cpu())
-    return History(**state["history"])

@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ import jupytext
 import nbformat
 from nbclient import NotebookClient
 
+from course.machine import hardware_label
 from course.notebooks import stderr_outputs
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,13 +50,13 @@ PROBE_MARK = "COURSE-EXECUTION-PROBE "
 PROBE_CELL = f"""
 import json as _json
 import torch as _torch
-from course.quick import machine_label as _machine_label
+from course.machine import hardware_label as _hardware_label
 print({PROBE_MARK!r} + _json.dumps({{
     "weights": str(globals().get("WEIGHTS_LABEL", "none")),
     "data": str(globals().get("DATA", "none")),
     "torch": _torch.__version__,
     "threads": _torch.get_num_threads(),
-    "machine": _machine_label().split(" | torch")[0],
+    "machine": _hardware_label(),
 }}))
 """
 
@@ -74,13 +74,6 @@ class Executed:
 def lesson_sources(folder: Path = LESSONS) -> list[Path]:
     """The lesson sources (``NN_name.py``) in order."""
     return sorted(p for p in folder.glob("[0-9][0-9]_*.py"))
-
-
-def machine_description() -> str:
-    """This machine in a few words: OS, processor, and how many cores it offers."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    processor = platform.processor() or platform.machine()
-    return f"{platform.system()} {processor}, {cores} CPU cores"
 
 
 def execute_lesson(
@@ -160,7 +153,7 @@ def _execution_record(
                 said = json.loads(line[len(PROBE_MARK) :])
     # Timings on a shared machine depend on what else runs: the load average goes with them.
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    machine = said.get("machine") or machine_description()
+    machine = said.get("machine") or hardware_label()
     caches = "" if caches_built is None else f", {caches_built} feature cache(s) built"
     return {
         "seconds": round(seconds, 1),
@@ -273,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
         for text in stderr_outputs(executed.notebook):
             print(f"           wrote to stderr: {text.strip()[:200]}")
     mode = "real" if args.real else ("laptop, test subsets" if args.test else "laptop")
-    print(f"{total:7.1f} s  total ({mode} mode) on {machine_description()}")
+    print(f"{total:7.1f} s  total ({mode} mode) on {hardware_label()}")
     return 0
 
 

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from autograder.scoring import Check
+from course.errors import CourseError
 
 FOLDER = Path(__file__).resolve().parent
 
@@ -42,8 +43,8 @@ def checks_for(assignment: str) -> Mapping[str, Check]:
         return checks_of(tasks_for(assignment))
     except KeyError:
         pass
-    raise RuntimeError(
-        f"No checks are registered for the assignment {assignment!r}\n"
-        "  How to fix it: register its task table (autograder.tasks.register_tasks), or its "
-        "checks (autograder.exercise.register)."
+    raise CourseError(
+        f"No checks are registered for the assignment {assignment!r}",
+        "register its task table (autograder.tasks.register_tasks), or its checks "
+        "(autograder.exercise.register).",
     )
