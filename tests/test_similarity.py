@@ -152,7 +152,7 @@ def test_autograde_writes_the_report(tmp_path: Path) -> None:
     base = ["--course-dir", str(course.root), "--assignment", "tiny"]
     assert main([*base, "collect", str(inbox)]) == 0
     assert main([*base, "autograde", "--no-progress", "--sandbox", "off"]) == 0
-    with open(course.root / "similarity.csv", newline="", encoding="utf-8") as handle:
+    with open(course.own / "similarity.csv", newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     assert [(r["kind"], r["task"], r["student_a"], r["student_b"]) for r in rows] == [
         ("identical", "square-answer", "ann", "bob")

@@ -46,7 +46,12 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
 # The exercise source, on the grader's side.
 EXERCISE = ROOT / "autograder" / "exercise" / "transfer_learning.py"
-SOLUTIONS_TRANSFER = ROOT / "solutions" / "transfer.py"
+#: The reference answers (solutions/transfer.py re-exports these three since the split) and the
+#: second exercise's.
+SOLUTION_MODULES = tuple(
+    ROOT / "solutions" / name
+    for name in ("model_surgery.py", "inputs.py", "training.py", "transfer.py", "staged.py")
+)
 LESSONS = ROOT / "course" / "lessons"
 MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS")
 THEME_ASSETS = {("assets", "javascripts"), ("assets", "stylesheets")}
@@ -470,8 +475,10 @@ def test_no_reference_solution_body_in_site(
     # (freezing idioms, and the lecture's own buggy code, which solutions/ reproduces on
     # purpose). Everything else in a body is the exercise's answer written a second time.
     lessons = [_code(line) for p in LESSONS.glob("*.py") for line in p.read_text().splitlines()]
-    public = exercise.public + "\n" + "\n".join(lessons)
-    lines = secret_lines(function_body_lines(SOLUTIONS_TRANSFER), public)
+    # Lesson 2's idiom on a whole model, which exercise 2's page names as a pitfall.
+    idioms = ["model.requires_grad_(True)", "model.requires_grad_(False)"]
+    public = exercise.public + "\n" + "\n".join(lessons + idioms)
+    lines = secret_lines([b for p in SOLUTION_MODULES for b in function_body_lines(p)], public)
     assert len(lines) >= 10, f"only {len(lines)} body lines found: is the scan broken?"
     leaks = find_leaks(texts, lines, site)
     assert not leaks, "reference solution code on the site:\n" + "\n".join(leaks)
@@ -680,7 +687,9 @@ def hidden_check_models() -> set[str]:
 
     known = set(torchvision.models.list_models())
     names = set()
-    for path in sorted((ROOT / "autograder" / "checks").rglob("*.py")):
+    # The checks and the seeded inputs they share with the kernel's recorder.
+    places = [*(ROOT / "autograder" / "checks").rglob("*.py"), ROOT / "course" / "grading_inputs.py"]
+    for path in sorted(places):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Constant) and node.value in known:
                 names.add(node.value)

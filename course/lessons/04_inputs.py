@@ -308,17 +308,12 @@ at_32 = v2.ToDtype(torch.float32, scale=True)
 at_64 = v2.Compose([v2.Resize(70, antialias=True), v2.CenterCrop(64),
                     v2.ToDtype(torch.float32, scale=True)])
 def exact_statistics(images: torch.Tensor, transform):
-    """Per-channel mean and std of every pixel after `transform`, in one float64 pass."""
-    total = torch.zeros(3, dtype=torch.float64)
-    squares = torch.zeros(3, dtype=torch.float64)
-    count = 0
-    for start in range(0, len(images), 256):
-        batch = transform(images[start:start + 256]).double()
-        total += batch.sum(dim=(0, 2, 3))
-        squares += (batch * batch).sum(dim=(0, 2, 3))
-        count += batch.numel() // 3
-    mean = total / count
-    return tuple(mean.tolist()), tuple((squares / count - mean**2).sqrt().tolist())
+    """Per-channel mean and std of every pixel after `transform`, all pixels at once in float64.
+
+    Fine for the images held here; exercise task 6 asks for a version that streams a loader.
+    """
+    pixels = transform(images).double().transpose(0, 1).reshape(3, -1)
+    return tuple(pixels.mean(1).tolist()), tuple(pixels.std(1, correction=0).tolist())
 
 
 train_images = splits.train.images
