@@ -688,7 +688,10 @@ def hidden_check_models() -> set[str]:
     known = set(torchvision.models.list_models())
     names = set()
     # The checks and the seeded inputs they share with the kernel's recorder.
-    places = [*(ROOT / "autograder" / "checks").rglob("*.py"), ROOT / "course" / "grading_inputs.py"]
+    places = [
+        *(ROOT / "autograder" / "checks").rglob("*.py"),
+        ROOT / "course" / "grading_inputs.py",
+    ]
     for path in sorted(places):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Constant) and node.value in known:
