@@ -10,8 +10,9 @@
 # # Exercise: transfer learning with VGG16
 #
 # You will write the functions that turn an ImageNet VGG16 into a CIFAR-10
-# classifier, the way the lecture does it, minus its two bugs. Each task is one
-# function; its docstring says exactly what it must do.
+# classifier, the way the lecture does it, minus its two bugs. Tasks 1-7 are
+# each one function, and its docstring says exactly what it must do; task 8 is a
+# written answer.
 #
 # | task | what you write | points | lesson |
 # | --- | --- | --- | --- |
@@ -266,7 +267,9 @@ del _train_tf, _eval_tf, _image, _out, _black
 # Write `make_optimizer(model, lr=0.01, momentum=0.9)`: the lecture's
 # `torch.optim.SGD` with the given `lr` and `momentum`, over the model's
 # **trainable** parameters only (those with `requires_grad`), whatever the
-# model. Frozen parameters do not belong in it. See *Lesson 2: Freezing layers*.
+# model. Frozen parameters do not belong in it. Leave every other SGD setting
+# at its default (`weight_decay=0`, `dampening=0`, `nesterov=False`), as the
+# lecture did: the autograder checks them too. See *Lesson 2: Freezing layers*.
 
 # %% nbgrader={"grade": false, "grade_id": "task5-answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def make_optimizer(model, lr=0.01, momentum=0.9):
@@ -373,7 +376,10 @@ del _images, _loader, _mean, _std
 #   and count correct predictions over all examples.
 #
 # Return `(losses, accuracy)`: the list of minibatch losses and the accuracy in
-# percent (0-100). Train the model with the optimizer you are given. The
+# percent (0-100). Train the model with the optimizer you are given. A plain
+# `model.train()` is right here because every layer of this toy network
+# trains; with a frozen pretrained backbone, lesson 2's rule applies instead
+# (keep frozen BatchNorm layers in eval mode, as `course.training.train` does). The
 # autograder runs your loop on a small toy problem (a network with BatchNorm and
 # Dropout) and compares the trained weights, the losses and the accuracy with
 # its own loop's from the same start. See *Lesson 5: Training and evaluating*.
