@@ -163,8 +163,8 @@ def describe_time(record: Mapping[str, Any]) -> str:
     where = f" on {record['machine']}" if record.get("machine") else ""
     measured = took + where + (f" ({', '.join(details)})" if details else "")
     if not on_gpu(record) and re.search(r"\b2 (CPU )?cores\b", str(record.get("machine", ""))):
-        about = "under 1 min" if seconds < 60 else f"{math.ceil(seconds / 60)} min"
-        return f"about {about} on a 2-core laptop CPU; measured: {measured}"
+        about = "under 1 min" if seconds < 60 else f"about {math.ceil(seconds / 60)} min"
+        return f"{about} on a 2-core laptop CPU; measured: {measured}"
     return measured
 
 
