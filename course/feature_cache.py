@@ -268,21 +268,6 @@ def _open(folder: Path, *, built: bool) -> FeatureCache:
     return FeatureCache(features, labels, folder, header, built)
 
 
-def _open(folder: Path, *, built: bool) -> FeatureCache:
-    header = json.loads((folder / "header.json").read_text())
-    _, np_dtype = STORAGE[header["dtype"]]
-    n, dim = header["shape"]
-    # Copy-on-write mapping: pages load on demand and torch gets a writable array.
-    mapped = np.memmap(folder / "features.bin", dtype=np_dtype, mode="c", shape=(n, dim))
-    features = torch.from_numpy(mapped)
-    if header["dtype"] == "bfloat16":
-        features = features.view(torch.bfloat16)
-    item_shape = header.get("item_shape") or [dim]
-    features = features.view(n, *item_shape)  # (N, D), or (N, C, H, W) inside the backbone
-    labels = torch.from_numpy(np.fromfile(folder / "labels.bin", dtype=np.int64))
-    return FeatureCache(features, labels, folder, header, built)
-
-
 def cache_splits(
     prefix: nn.Module,
     splits: Any,
