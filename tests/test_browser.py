@@ -96,6 +96,7 @@ class DevTools:
         self._next_id = 0
         self._events: list[dict[str, Any]] = []
         self._forgets_palette = False
+        self._width = 1280
         self.call("Page.enable")
         self.call("Runtime.enable")
         self.call("Network.enable")
@@ -118,6 +119,7 @@ class DevTools:
         width only, and headless Chromium's mobile emulation paints text that scrolls
         inside a box past the box's edge in screenshots, which misleads a reviewer.
         """
+        self._width = width
         self.call(
             "Emulation.setDeviceMetricsOverride",
             width=width,
@@ -161,8 +163,8 @@ class DevTools:
             raise RuntimeError(f"{expression}: {reply['exceptionDetails']}")
         return reply["result"].get("value")
 
-    def wait_for(self, expression: str, what: str, timeout: float = TIMEOUT) -> Any:
-        """Poll ``expression`` until it is truthy; fail saying ``what`` never happened."""
+    def poll(self, expression: str, timeout: float = TIMEOUT) -> Any:
+        """The first truthy value of ``expression`` within ``timeout`` s, else None."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
@@ -174,7 +176,49 @@ class DevTools:
             if value:
                 return value
             time.sleep(0.2)
-        pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+        return None
+
+    def wait_for(self, expression: str, what: str, timeout: float = TIMEOUT) -> Any:
+        """Poll ``expression`` until it is truthy; fail saying ``what`` never happened."""
+        value = self.poll(expression, timeout)
+        if not value:
+            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+        return value
+
+    def wait_for_scheme(self, url: str, dark: bool) -> None:
+        """Wait until the page shows the palette the reader prefers; fail only on the site.
+
+        Material picks the palette in its script after load: from a palette stored in
+        localStorage, else from ``matchMedia``. Twice on a loaded CI machine a lesson stayed
+        light although dark was emulated, and passed on reruns: the page had not seen the
+        emulated preference, or saw a palette the previous page had stored. Those are the
+        browser's races, not the site's: re-emulate, forget the palette, reload, and wait
+        again. The site fails this check only if it ignores a preference its page sees.
+        """
+        scheme = "slate" if dark else "default"
+        shows = f"document.body.getAttribute('data-md-color-scheme') === '{scheme}'"
+        preference = "dark" if dark else "light"
+        page_state = (
+            "({sees: matchMedia('(prefers-color-scheme: " + preference + ")').matches,"
+            " stored: Object.keys(localStorage).filter(k => k.endsWith('__palette'))"
+            ".map(k => localStorage.getItem(k))})"
+        )
+        seen: list[dict[str, Any]] = []
+        for _ in range(3):
+            if self.poll(shows, TIMEOUT / 3):
+                return
+            state = self.evaluate(page_state)
+            seen.append(state)
+            if state["sees"] and not state["stored"]:
+                break  # the page sees the preference, nothing overrides it: the site's fault
+            self.set_view(self._width, dark)
+            self.evaluate("localStorage.clear()")
+            self.call("Page.reload", ignoreCache=True)
+            self.wait_for("document.readyState === 'complete'", f"{url} to reload")
+        pytest.fail(
+            f"{url} does not show the {preference} palette the reader prefers "
+            f"(what the page saw on each try: {seen})"
+        )
 
     def open(self, url: str) -> None:
         """Navigate and wait until the page and its images have loaded."""
@@ -470,13 +514,7 @@ def test_lessons_read_well_at_every_width(
                 "[...document.querySelectorAll('.jp-OutputArea img')].every(i => i.complete)",
                 f"the images of {url} to load",
             )
-            if dark:  # Material applies the preferred palette from its script, after load
-                # The same wait as every other page event here (TIMEOUT): on a loaded 2-core
-                # CI machine 10 s once ran out although the page did switch on reruns.
-                browser.wait_for(
-                    "document.body.getAttribute('data-md-color-scheme') === 'slate'",
-                    f"{url} to switch to dark mode",
-                )
+            browser.wait_for_scheme(url, dark)
             checks = [_PAGE_OVERFLOW, _OUTPUTS_SCROLL, _COPY_BUTTON_LANE]
             if width < 600:
                 checks.append(_PROMPTS_NARROW)
