@@ -47,6 +47,26 @@ TARGET_SPEEDUP = 1.6
 TARGET_SECONDS_ISOLATED = 10.0
 
 
+def grading_machine() -> dict:
+    """The machine, for a grading benchmark's JSON (grading runs on the CPU)."""
+    return {
+        **machine_record(),
+        "cpus": usable_cores(),
+        "python": platform.python_version(),
+        "gpu": "none (grading runs on the CPU)",
+    }
+
+
+def write_figures(figures: dict, out_dir: Path, name: str) -> Path:
+    """Write ``figures`` as ``<out_dir>/<name>-<when>.json``; return the path."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stamp = figures["when"].replace(":", "").replace("-", "")
+    path = out_dir / f"{name}-{stamp}.json"
+    path.write_text(json.dumps(figures, indent=2), encoding="utf-8")
+    print(f"wrote {path}")
+    return path
+
+
 def _reference_course(tmp: str, submissions: int, limits: Limits) -> CourseDir:
     course = CourseDir(Path(tmp) / "grading")
     setup(course, limits=limits)
@@ -173,12 +193,7 @@ def run_layers(submissions: int, out_dir: Path) -> dict:
     return {
         "benchmark": "grading-isolation-layers",
         "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": {
-            **machine_record(),
-            "cpus": usable_cores(),
-            "python": platform.python_version(),
-            "gpu": "none (grading runs on the CPU)",
-        },
+        "machine": grading_machine(),
         "submissions": submissions,
         "workers": 1,
         "target_median_seconds": TARGET_SECONDS_ISOLATED,
@@ -222,12 +237,7 @@ def run(submissions: int, workers: list[int], out_dir: Path) -> dict:
     return {
         "benchmark": "grading",
         "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": {
-            **machine_record(),
-            "cpus": usable_cores(),
-            "python": platform.python_version(),
-            "gpu": "none (grading runs on the CPU)",
-        },
+        "machine": grading_machine(),
         "exercise": "autograder/exercise/transfer_learning.py (reference solutions)",
         "design": "sandboxed runner (autograder/runner.py) records; the parent scores",
         "submissions": submissions,
@@ -259,11 +269,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         for what, ms in figures["micro_ms"].items():
             print(f"{ms:>9} ms  {what}")
-        args.out.mkdir(parents=True, exist_ok=True)
-        stamp = figures["when"].replace(":", "").replace("-", "")
-        path = args.out / f"grading-layers-{stamp}.json"
-        path.write_text(json.dumps(figures, indent=2), encoding="utf-8")
-        print(f"wrote {path}")
+        write_figures(figures, args.out, "grading-layers")
         return 0
     figures = run(args.submissions, args.workers, args.out)
     print(f"{figures['submissions']} submissions, {figures['machine']['cpus']} CPUs (shared)")
@@ -274,11 +280,7 @@ def main(argv: list[str] | None = None) -> int:
             f"  {r['speedup_vs_1_worker'] or '-':>7}  {r['load_average_before'][0]} -> "
             f"{r['load_average_after'][0]}"
         )
-    args.out.mkdir(parents=True, exist_ok=True)
-    stamp = figures["when"].replace(":", "").replace("-", "")
-    path = args.out / f"grading-{stamp}.json"
-    path.write_text(json.dumps(figures, indent=2), encoding="utf-8")
-    print(f"wrote {path}")
+    write_figures(figures, args.out, "grading")
     return 0
 
 

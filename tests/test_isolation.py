@@ -73,10 +73,21 @@ def _probe_as(tmp_path: Path, user: str | None) -> dict:
     (host / "data.txt").write_text("keep", encoding="utf-8")
     script = tmp_path / "probe.py"
     script.write_text(PROBE, encoding="utf-8")
+    project = PROJECT
+    if user is not None:
+        # The checkout may sit in a folder only we can read (a clone in a private temporary
+        # folder): give the ordinary user a readable copy of the two packages the driver uses.
+        project = tmp_path / "checkout"
+        for package in ("autograder", "course"):
+            shutil.copytree(
+                PROJECT / package,
+                project / package,
+                ignore=shutil.ignore_patterns("__pycache__", "*.ipynb", "lessons", "exercise"),
+            )
     driver = tmp_path / "driver.py"
     driver.write_text(
         "import json, os, subprocess, sys\n"
-        f"sys.path.insert(0, {str(PROJECT)!r})\n"
+        f"sys.path.insert(0, {str(project)!r})\n"
         "from autograder.sandbox import filter_fd, wrap_command\n"
         "fd = filter_fd()\n"
         f"argv = wrap_command([{SYSTEM_PYTHON!r}, {str(script)!r}, {str(host)!r}],\n"
@@ -88,7 +99,7 @@ def _probe_as(tmp_path: Path, user: str | None) -> dict:
     )
     command = [SYSTEM_PYTHON, "-I", str(driver)]
     if user is not None:
-        for path in (tmp_path, host, script, driver):
+        for path in (tmp_path, host, script, driver, project, *project.rglob("*")):
             path.chmod(0o755 if path.is_dir() else 0o644)
         command = ["runuser", "-u", user, "--", *command]
     done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
