@@ -41,6 +41,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from autograder.sandbox_paths import grading_package_copies, python_roots
 from course.errors import explain
 
 #: What to tell an instructor whose machine cannot run the sandbox.
@@ -131,122 +132,6 @@ def sandbox_env(env: dict[str, str]) -> dict[str, str]:
     """The part of ``env`` a sandboxed command may see: locale, Python, course and thread
     settings; never tokens, ``HOME`` or other variables of the grading account."""
     return {k: v for k, v in env.items() if _PASSED_ENV.fullmatch(k)}
-
-
-def python_roots() -> list[Path]:
-    """Folders the running Python and its packages are imported from (bound read-only)."""
-    roots = {Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve()}
-    executable = Path(sys.executable).resolve()
-    if not any(executable.is_relative_to(r) for r in roots):
-        roots.add(executable.parent)
-    for entry in sys.path:
-        if not entry or not Path(entry).is_dir():
-            continue  # '' (the working folder), zip files and missing folders
-        path = Path(entry).resolve()
-        if any(path.is_relative_to(r) for r in roots):
-            continue
-        roots.update(_project_parts(path))
-    for folder in _editable_packages():
-        roots.add(folder)
-        roots.update(
-            p.resolve() for p in (folder.parent / n for n in _PROJECT_FILES) if p.is_file()
-        )
-    return sorted(roots)
-
-
-#: Files that mark a project folder (``course.paths`` finds the checkout by its pyproject).
-_PROJECT_FILES = ("pyproject.toml", "setup.py", "setup.cfg")
-
-
-#: Top-level names that must not be importable inside, from any location.
-GRADING_PACKAGES = ("solutions", "autograder")
-#: The only package bound from a project folder (a checkout of this course).
-STUDENT_PACKAGES = ("course",)
-
-
-def _project_parts(folder: Path) -> list[Path]:
-    """A sys.path folder outside the environment: its package folders and project files only.
-
-    Running ``python -m autograder`` puts the working folder on ``sys.path``; binding it whole
-    would show ``grading/`` (gradebook, originals) and everything else beside the code. Of a
-    project folder (one with a ``pyproject.toml``...) only the ``course`` package is bound; of
-    any other folder its packages except ``solutions`` and ``autograder``.
-    """
-    if _is_site_dir(folder):
-        return [folder]
-    parts = [folder / name for name in _PROJECT_FILES if (folder / name).is_file()]
-    project = bool(parts)
-    for child in sorted(folder.iterdir()):
-        if child.name.startswith(".") or not (child / "__init__.py").is_file():
-            continue
-        if child.name in GRADING_PACKAGES or (project and child.name not in STUDENT_PACKAGES):
-            continue
-        parts.append(child)
-    return [p.resolve() for p in parts]
-
-
-def grading_package_copies() -> list[Path]:
-    """Every copy of ``solutions`` and ``autograder`` a bound tree could show, to be masked.
-
-    Looks in every ``sys.path`` folder (site-packages, ``.pth`` entries, the working folder)
-    and in the mappings of editable installs: a package folder, a namespace folder, a module
-    file or an extension module of either name is hidden wherever it lies.
-    """
-    found: set[Path] = set()
-    for entry in sys.path:
-        if not entry or not Path(entry).is_dir():
-            continue
-        folder = Path(entry)
-        for name in GRADING_PACKAGES:
-            if (folder / name).is_dir():
-                found.add((folder / name).resolve())
-            found.update(p.resolve() for p in folder.glob(f"{name}.py"))
-            found.update(p.resolve() for p in folder.glob(f"{name}.*.so"))
-            found.update(p.resolve() for p in folder.glob(f"{name}.pth"))
-    for name, target in _editable_mapping().items():
-        if name.split(".")[0] in GRADING_PACKAGES:
-            found.add(target)
-    return sorted(found)
-
-
-def _is_site_dir(folder: Path) -> bool:
-    return folder.name in ("site-packages", "dist-packages") or folder.name.startswith("python3")
-
-
-_MAPPING = re.compile(r"^MAPPING\s*(?::[^=]*)?=\s*(\{.*?\})\s*$", re.M | re.S)
-
-
-def _editable_packages() -> list[Path]:
-    """Package folders of PEP 660 editable installs (setuptools' ``__editable__`` finders),
-    except the grading packages (never bound)."""
-    return [
-        path
-        for name, path in _editable_mapping().items()
-        if name.split(".")[0] not in GRADING_PACKAGES
-    ]
-
-
-def _editable_mapping() -> dict[str, Path]:
-    """Top-level name -> folder of every PEP 660 editable install on ``sys.path``."""
-    import ast
-
-    found: dict[str, Path] = {}
-    for entry in sys.path:
-        if not entry or not Path(entry).is_dir():
-            continue
-        for finder in Path(entry).glob("__editable___*_finder.py"):
-            match = _MAPPING.search(finder.read_text(encoding="utf-8", errors="replace"))
-            if not match:
-                continue
-            try:
-                mapping = ast.literal_eval(match.group(1))
-            except (ValueError, SyntaxError):
-                continue
-            if isinstance(mapping, dict):
-                found.update(
-                    {str(k): Path(p).resolve() for k, p in mapping.items() if Path(p).exists()}
-                )
-    return found
 
 
 def _mount_args(writable: list[Path], readonly: list[Path], hide: list[Path]) -> list[str]:

@@ -20,6 +20,7 @@ import pytest
 from autograder import limits as limits_module
 from autograder import sandbox
 from autograder.limits import Limits, make_sandbox, rlimit_setter
+from autograder.sandbox_paths import python_roots
 
 AVAILABLE, WHY = sandbox.sandbox_available()
 needs_bwrap = pytest.mark.skipif(not AVAILABLE, reason=f"no sandbox here: {WHY}")
@@ -81,11 +82,21 @@ def test_outside_paths_are_absent(tmp_path: Path) -> None:
         f"attempt('read', lambda: open({str(course / 'gradebook.db')!r}).read())\n"
         "attempt('etc', lambda: sorted(os.listdir('/etc')))\n"
         "out['root'] = sorted(os.listdir('/'))\n"
+        # Under /home, /root, /var, /srv, /opt, /work: only the bound Python folders, and the
+        # bare folders on the way to them (the checkout may live in a home).
+        f"roots = {[str(r) for r in python_roots()]!r}\n"
+        "out['stray'] = []\n"
+        "for top in ('/home', '/root', '/var', '/srv', '/opt', '/work'):\n"
+        "    for folder, dirs, files in os.walk(top):\n"
+        "        dirs[:] = [d for d in dirs if os.path.join(folder, d) not in roots]\n"
+        "        out['stray'] += [os.path.join(folder, f) for f in files\n"
+        "                         if not any(os.path.join(folder, f).startswith(r + '/')\n"
+        "                                    or os.path.join(folder, f) == r for r in roots)]\n"
     )
     out = run_inside(code, tmp_path)
     assert out["list"][0] == "denied" and out["read"][0] == "denied"
     assert "shadow" not in out["etc"][1] and "hostname" not in out["etc"][1]
-    assert "home" not in out["root"] and "var" not in out["root"]
+    assert out["stray"] == []
 
 
 @needs_bwrap
