@@ -11,6 +11,14 @@ on its size)::
 
 It prints one line per stop (module, the first function entered there) and a summary:
 stops, modules, re-entries. The issue-20 review counted these for the demo's call path.
+
+``--follow settings`` walks the settings instead of the calls: every read of a field of the
+demo's ``DemoSettings``, of the ``RunOptions`` made from them and of the ``RunPlan`` resolved
+from those, with the module that read it (reads by the object's own methods, such as a
+``RunPlan`` property computing from the plan, are the object at work and are left out). A
+stop is then a module reading the settings; a re-entry is a module that reads them again
+after another module did. The demo makes two runs
+(pretrained, then random features), so each run's walk is counted on its own.
 """
 
 from __future__ import annotations
@@ -70,23 +78,70 @@ def walk(subset: int, epochs: int, out: Path) -> list[tuple[str, str]]:
     return stops
 
 
-def main() -> None:
-    """Run the demo small, print its walk and the counts."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--subset", type=int, default=10)
-    parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--out", type=Path, default=Path("/tmp/walk_demo_runs"))
-    args = parser.parse_args()
-    stops = walk(args.subset, args.epochs, args.out)
-    print("\n--- walk of solutions.demo.run_demo (project modules, in order) ---")
+def follow_settings(subset: int, epochs: int, out: Path) -> dict[str, list[tuple[str, str]]]:
+    """Run the demo recording each read of a settings field; return the walks by phase
+    (the demo's set-up, then each run)."""
+    from solutions.demo import DemoSettings, run_demo
+    from solutions.run import RunOptions
+
+    classes: tuple[type, ...] = (DemoSettings, RunOptions)
+    try:  # a checkout from before the plan (issue 20) has no RunPlan: walk the rest
+        from solutions.run_setup import RunPlan
+
+        classes += (RunPlan,)
+    except ImportError:
+        pass
+    runs: list[list[tuple[str, str]]] = [[]]  # the set-up, then one per run
+    saved = {cls: cls.__getattribute__ for cls in classes}
+
+    def reader(cls: type):  # noqa: ANN202 (a __getattribute__)
+        original = saved[cls]
+
+        def get(self, name: str):  # noqa: ANN001, ANN202
+            value = original(self, name)
+            frame = sys._getframe(1)
+            # A read by the object's own methods (a RunPlan property) is the object at work,
+            # not another module taking the settings: only outside reads are stops.
+            if not name.startswith("__") and frame.f_locals.get("self") is not self:
+                module = _module_of(frame.f_code.co_filename)
+                if module is not None:
+                    stop = (module, f"{cls.__name__}.{name}")
+                    if not runs[-1] or runs[-1][-1][0] != module:
+                        runs[-1].append(stop)
+            return value
+
+        return get
+
+    import solutions.demo as demo_module
+
+    original_options = demo_module.demo_options
+
+    def demo_options(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        runs.append([])  # each run starts where the demo turns its settings into run options
+        return original_options(*args, **kwargs)
+
+    demo_module.demo_options = demo_options
+    for cls in classes:
+        cls.__getattribute__ = reader(cls)
+    try:
+        run_demo(DemoSettings(subset=subset, epochs=epochs, out=out))
+    finally:
+        for cls, original in saved.items():
+            cls.__getattribute__ = original
+        demo_module.demo_options = original_options
+    return {"set-up": runs[0], **{f"run {n}": stops for n, stops in enumerate(runs[1:], 1)}}
+
+
+def _print_walk(title: str, stops: list[tuple[str, str]]) -> None:
+    print(f"\n--- {title} ---")
     seen: set[str] = set()
     reentries: dict[str, int] = {}
-    for i, (module, function) in enumerate(stops, 1):
+    for i, (module, what) in enumerate(stops, 1):
         again = module in seen
         if again:
             reentries[module] = reentries.get(module, 0) + 1
         seen.add(module)
-        print(f"{i:3d}. {module}:{function}{'   (re-entry)' if again else ''}")
+        print(f"{i:3d}. {module}:{what}{'   (re-entry)' if again else ''}")
     print(
         f"stops: {len(stops)}; modules: {len(seen)}; re-entries: {sum(reentries.values())}"
         + (
@@ -95,6 +150,22 @@ def main() -> None:
             else ""
         )
     )
+
+
+def main() -> None:
+    """Run the demo small, print its walk and the counts."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--subset", type=int, default=10)
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=Path("/tmp/walk_demo_runs"))
+    parser.add_argument("--follow", choices=["calls", "settings"], default="calls")
+    args = parser.parse_args()
+    if args.follow == "settings":
+        for phase, stops in follow_settings(args.subset, args.epochs, args.out).items():
+            _print_walk(f"{phase}: reads of the demo's settings, options and plan", stops)
+        return
+    stops = walk(args.subset, args.epochs, args.out)
+    _print_walk("walk of solutions.demo.run_demo (project modules, in order)", stops)
 
 
 if __name__ == "__main__":
