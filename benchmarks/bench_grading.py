@@ -67,13 +67,20 @@ def write_figures(figures: dict, out_dir: Path, name: str) -> Path:
     return path
 
 
-def _reference_course(tmp: str, submissions: int, limits: Limits) -> CourseDir:
-    course = CourseDir(Path(tmp) / "grading")
+def released_course(root: Path, limits: Limits) -> tuple[CourseDir, nbformat.NotebookNode]:
+    """The exercise set up and released under ``root/grading``, and its reference submission
+    (the release with the source's solutions filled in)."""
+    course = CourseDir(root / "grading")
     setup(course, limits=limits)
     release(course, limits)
     ref = fill_from_source(
         nbformat.read(course.release_notebook, 4), nbformat.read(course.source_notebook, 4)
     )
+    return course, ref
+
+
+def _reference_course(tmp: str, submissions: int, limits: Limits) -> CourseDir:
+    course, ref = released_course(Path(tmp), limits)
     inbox = Path(tmp) / "inbox"
     inbox.mkdir()
     for i in range(submissions):

@@ -27,14 +27,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import nbformat
-from bench_grading import grading_machine, write_figures  # beside this file
+from bench_grading import grading_machine, released_course, write_figures  # beside this file
 
 from autograder import cgroups
 from autograder.coursedir import CourseDir
 from autograder.grade import autograde
 from autograder.intake import collect
 from autograder.limits import Limits, make_sandbox
-from autograder.release import fill_from_source, release, setup
 from autograder.sandbox import sandbox_available
 
 #: The issue's bound: the classmate's time beside a hog over its time alone.
@@ -86,12 +85,7 @@ HOGS = {
 
 def _batch(tmp: Path, name: str, limits: Limits, hog: str | None, pair: bool) -> CourseDir:
     """A released course holding the classmate and, if ``pair``, a second submission."""
-    course = CourseDir(tmp / name / "grading")
-    setup(course, limits=limits)
-    release(course, limits)
-    good = fill_from_source(
-        nbformat.read(course.release_notebook, 4), nbformat.read(course.source_notebook, 4)
-    )
+    course, good = released_course(tmp / name, limits)
     inbox = tmp / name / "inbox"
     inbox.mkdir(parents=True)
     nbformat.write(good, inbox / "classmate_1_2_transfer_learning.ipynb")
@@ -140,12 +134,14 @@ def measure(hogs: list[str]) -> dict:
         base = Path(tmp)
         # Once to warm the file caches and the scoring server's imports: not reported.
         _grade(_batch(base, "warm-up", limits, None, pair=False), 1, limits)
-        rows["alone (1 worker)"] = _grade(_batch(base, "alone", limits, None, False), 1, limits)
+        rows["alone (1 worker)"] = _grade(
+            _batch(base, "alone", limits, None, pair=False), 1, limits
+        )
         rows["beside a correct classmate"] = _grade(
-            _batch(base, "pair", limits, None, True), 2, limits
+            _batch(base, "pair", limits, None, pair=True), 2, limits
         )
         for hog in hogs:
-            rows[f"beside {hog}"] = _grade(_batch(base, hog, limits, hog, True), 2, limits)
+            rows[f"beside {hog}"] = _grade(_batch(base, hog, limits, hog, pair=True), 2, limits)
     alone = rows["alone (1 worker)"]["classmate_seconds"]
     for row in rows.values():
         row["ratio_to_alone"] = round(row["classmate_seconds"] / alone, 2)

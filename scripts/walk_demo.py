@@ -17,8 +17,8 @@ demo's ``DemoSettings``, of the ``RunOptions`` made from them and of the ``RunPl
 from those, with the module that read it (reads by the object's own methods, such as a
 ``RunPlan`` property computing from the plan, are the object at work and are left out). A
 stop is then a module reading the settings; a re-entry is a module that reads them again
-after another module did. The demo makes two runs
-(pretrained, then random features), so each run's walk is counted on its own.
+after another module did. The demo makes two runs (pretrained, then random features), so
+each run's walk is counted on its own.
 """
 
 from __future__ import annotations

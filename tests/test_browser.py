@@ -510,11 +510,11 @@ def test_lessons_read_well_at_every_width(
     try:
         for url in lessons:
             browser.open(url)
+            browser.wait_for_scheme(url, dark)  # first: it may reload the page
             browser.wait_for(
                 "[...document.querySelectorAll('.jp-OutputArea img')].every(i => i.complete)",
                 f"the images of {url} to load",
             )
-            browser.wait_for_scheme(url, dark)
             checks = [_PAGE_OVERFLOW, _OUTPUTS_SCROLL, _COPY_BUTTON_LANE]
             if width < 600:
                 checks.append(_PROMPTS_NARROW)
